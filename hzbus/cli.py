@@ -1,0 +1,53 @@
+"""``hzbus``: the one console script. Thin: parse, build the adapters, hand on.
+
+Each sub-command lives in ``hzbus/commands/<name>.py`` with ``register(subparsers)``;
+modules are imported only when listed here, so ``hzbus --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from hzbus.errors import UserError
+
+#: sub-command modules, in the order ``--help`` lists them
+COMMANDS = ("infra", "simulate", "publish", "sink", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hzbus",
+        description="Huzhou enforcement coordination bus (湖政办发〔2016〕98号).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"hzbus.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"hzbus {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"hzbus {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -33,6 +33,9 @@ class Settings:
     clickhouse_database: str = "hzbus"
     #: Where ``hzbus infra`` keeps downloads, data, logs and pid files.
     state_dir: Path = PROJECT_ROOT / ".state"
+    #: Key of the keyed hash that pseudonymises personal ID numbers [信息资源共享机制 五].
+    #: The default is for local demos only; set HZBUS_PSEUDONYM_KEY in any real deployment.
+    pseudonym_key: str = "hzbus-local-development-key"
     #: Sink batching.
     sink_batch_size: int = 20000
     sink_batch_seconds: float = 1.0

@@ -1,0 +1,282 @@
+"""The ClickHouse sink: every event topic → ``events``; undecodable messages → dead letters.
+
+Delivery guarantee: at least once from Kafka, exactly once in query results. Each batch is
+written to ClickHouse (and its dead letters to the dead-letter topic) *before* the consumer
+commits its offsets; a crash between the two re-delivers the batch, and the
+ReplacingMergeTree on ``event_id`` collapses the repeats (queries read ``FINAL``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from domain.events import SHANGHAI
+from hzbus.config import Settings
+from hzbus.errors import UserError
+from hzbus.topics import event_topics
+from schemas import codec
+from sinks.clickhouse.migrate import check_database_name, migrate
+from sinks.clickhouse.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, dead_letter_row, event_row
+
+log = logging.getLogger("hzbus.sink")
+
+
+def clickhouse_client(settings: Settings, database: str | None = None) -> Any:
+    from clickhouse_driver import Client
+
+    return Client(
+        host=settings.clickhouse_host,
+        port=settings.clickhouse_port,
+        user=settings.clickhouse_user,
+        password=settings.clickhouse_password,
+        database=database or "default",
+        connect_timeout=5,
+        send_receive_timeout=120,
+        settings={"insert_block_size": 1_048_576},
+    )
+
+
+class ClickHouseWriter:
+    """The sink's only ClickHouse I/O: ``write(events, dead_letters)``, retried until it lands."""
+
+    def __init__(self, client: Any, database: str, retry_for: float = float("inf")) -> None:
+        self.client = client
+        self.database = check_database_name(database)
+        self.retry_for = retry_for
+        self._events_sql = f"INSERT INTO {database}.events ({', '.join(EVENT_COLUMNS)}) VALUES"
+        self._dead_sql = f"INSERT INTO {database}.dead_letters ({', '.join(DEAD_LETTER_COLUMNS)}) VALUES"
+
+    def write(self, events: list[tuple[Any, ...]], dead: list[tuple[Any, ...]]) -> None:
+        deadline = time.monotonic() + self.retry_for
+        delay = 0.5
+        while True:
+            try:
+                if events:
+                    self.client.execute(self._events_sql, events)
+                if dead:
+                    self.client.execute(self._dead_sql, dead)
+                return
+            except Exception as exc:  # network, server down: keep the batch and retry
+                if time.monotonic() + delay > deadline:
+                    raise UserError(f"ClickHouse write failed: {exc}") from None
+                log.warning("ClickHouse write failed (%s); retrying in %.1f s, batch kept", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                try:
+                    self.client.disconnect()
+                except Exception:  # noqa: S110 - reconnect happens on the next execute
+                    pass
+
+
+@dataclass
+class SinkStats:
+    events: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+def consumer_config(settings: Settings, group: str, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": True,
+        "auto.offset.reset": "earliest",
+        "max.poll.interval.ms": 900_000,
+        "session.timeout.ms": 30_000,
+        "fetch.max.bytes": 52_428_800,
+        "client.id": "hzbus-sink-clickhouse",
+    }
+    config.update(overrides)
+    return config
+
+
+class EventSink:
+    """Consume, decode, batch, write, then commit."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        prefix: str | None = None,
+        database: str | None = None,
+        group: str | None = None,
+        writer: ClickHouseWriter | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(SHANGHAI),
+    ) -> None:
+        from confluent_kafka import Consumer, Producer
+
+        self.settings = settings
+        self.prefix = prefix or settings.topic_prefix
+        self.database = check_database_name(database or settings.clickhouse_database)
+        self.group = group or f"{self.prefix}.sink.clickhouse"
+        self.clock = clock
+        self.key = settings.pseudonym_key.encode("utf-8")
+        self.writer = writer or ClickHouseWriter(clickhouse_client(settings), self.database)
+        self.consumer = Consumer(consumer_config(settings, self.group))
+        self.dead_topic = f"{self.prefix}.deadletter"
+        self.dead_producer = Producer(
+            {"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all"}
+        )
+        self.assigned = False
+
+    def prepare(self) -> None:
+        """Apply the ClickHouse migrations; check the topics exist."""
+        try:
+            migrate(self.writer.client, self.database)
+        except UserError:
+            raise
+        except Exception as exc:
+            raise UserError(
+                f"cannot prepare ClickHouse database {self.database} at "
+                f"{self.settings.clickhouse_host}:{self.settings.clickhouse_port}: {exc}"
+            ) from None
+        from confluent_kafka import KafkaException
+
+        try:
+            topics = set(self.consumer.list_topics(timeout=15).topics)
+        except KafkaException as exc:
+            raise UserError(f"cannot reach Kafka at {self.settings.kafka_bootstrap}: {exc.args[0]}") from None
+        missing = sorted(set(event_topics(self.prefix) + [self.dead_topic]) - topics)
+        if missing:
+            raise UserError(
+                f"topic(s) {', '.join(missing)} do not exist (create them with "
+                f"`hzbus infra topics --prefix {self.prefix}`)"
+            )
+
+    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        self.assigned = True
+        log.info("assigned %d partition(s)", len(partitions))
+
+    def run(
+        self,
+        *,
+        stop_when_idle: float | None = None,
+        max_batch: int | None = None,
+        max_wait: float | None = None,
+        on_batch: Callable[[SinkStats], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> SinkStats:
+        """Consume until ``should_stop()`` or, with ``stop_when_idle``, until nothing has
+        arrived for that many seconds since the last message (or since assignment)."""
+        max_batch = max_batch or self.settings.sink_batch_size
+        max_wait = max_wait if max_wait is not None else self.settings.sink_batch_seconds
+        stats = SinkStats()
+        self.consumer.subscribe(event_topics(self.prefix), on_assign=self._on_assign)
+        events: list[tuple[Any, ...]] = []
+        dead: list[tuple[Any, ...]] = []
+        batch_started = time.monotonic()
+        last_message = None
+        try:
+            while not should_stop():
+                messages = self.consumer.consume(num_messages=min(max_batch, 5000), timeout=0.2)
+                now_mono = time.monotonic()
+                if messages:
+                    last_message = now_mono
+                    ingested = self.clock()
+                    for msg in messages:
+                        self._take(msg, ingested, events, dead, stats)
+                if events or dead:
+                    if len(events) + len(dead) >= max_batch or now_mono - batch_started >= max_wait:
+                        self._flush(events, dead, stats)
+                        events, dead = [], []
+                        batch_started = time.monotonic()
+                        if on_batch is not None:
+                            on_batch(stats)
+                else:
+                    batch_started = now_mono
+                if stop_when_idle is not None and self.assigned and not events and not dead:
+                    if last_message is None:
+                        last_message = now_mono
+                    if now_mono - last_message >= stop_when_idle:
+                        break
+            if events or dead:
+                self._flush(events, dead, stats)
+        finally:
+            self.consumer.close()
+        return stats
+
+    def _take(
+        self,
+        msg: Any,
+        ingested: datetime,
+        events: list[tuple[Any, ...]],
+        dead: list[tuple[Any, ...]],
+        stats: SinkStats,
+    ) -> None:
+        err = msg.error()
+        if err is not None:
+            from confluent_kafka import KafkaError
+
+            if err.code() != KafkaError._PARTITION_EOF:
+                log.warning("consume error: %s", err)
+            return
+        value = msg.value()
+        ts_type, ts_ms = msg.timestamp()
+        try:
+            if not value:
+                raise codec.DecodeError("empty message")
+            event = codec.decode(value)
+        except codec.DecodeError as exc:
+            self._dead(msg, f"does not decode: {exc}", ingested, dead, stats)
+            return
+        if ts_type == 0 or ts_ms is None or ts_ms < 0:
+            ts_ms = int(ingested.timestamp() * 1000)
+        event = event.with_published_at(datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc))
+        events.append(
+            event_row(
+                event,
+                topic=msg.topic(),
+                partition=msg.partition(),
+                offset=msg.offset(),
+                published_ms=ts_ms,
+                ingested_at=ingested,
+                pseudonym_key=self.key,
+            )
+        )
+        stats.by_type[event.type] = stats.by_type.get(event.type, 0) + 1
+
+    def _dead(
+        self, msg: Any, reason: str, ingested: datetime, dead: list[tuple[Any, ...]], stats: SinkStats
+    ) -> None:
+        log.warning(
+            "dead letter %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason
+        )
+        headers = [
+            ("hzbus-reason", reason.encode("utf-8")),
+            ("hzbus-source-topic", msg.topic().encode("utf-8")),
+            ("hzbus-source-partition", str(msg.partition()).encode()),
+            ("hzbus-source-offset", str(msg.offset()).encode()),
+        ]
+        self.dead_producer.produce(self.dead_topic, msg.value(), msg.key(), headers=headers)
+        dead.append(
+            dead_letter_row(
+                topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), reason=reason,
+                key=msg.key(), value=msg.value(), dead_at=ingested,
+            )
+        )
+
+    def _flush(
+        self, events: list[tuple[Any, ...]], dead: list[tuple[Any, ...]], stats: SinkStats
+    ) -> None:
+        self.writer.write(events, dead)
+        if dead:
+            remaining = self.dead_producer.flush(60)
+            if remaining:
+                raise UserError(f"{remaining} dead letter(s) not acknowledged by Kafka; not committing")
+        from confluent_kafka import KafkaException
+
+        try:
+            self.consumer.commit(asynchronous=False)
+        except KafkaException as exc:  # e.g. a rebalance took the partitions: they are re-delivered
+            log.warning("offset commit failed (%s); the batch will be re-delivered, stored once", exc)
+        stats.events += len(events)
+        stats.dead_letters += len(dead)
+        stats.batches += 1
+        log.debug("batch %d: %d events, %d dead letters committed", stats.batches, len(events), len(dead))

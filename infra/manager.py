@@ -1,0 +1,358 @@
+"""Local Kafka + ClickHouse for development, tests and the demo (``hzbus infra …``).
+
+Public API (used by the CLI, the test suite and the demo)::
+
+    ensure_installed(settings)                 Kafka jars (Maven Central), clickhouse-server (apt-get)
+    ensure_up(settings) -> None                start whatever does not answer; instant when all answer
+    down(settings) -> dict                     stop only the processes we started
+    status(settings) -> dict                   both services: running?, pid, ports, version, topics
+    ensure_topics(settings, prefix=None)       every topic of infra/topics.json, idempotent
+    delete_topics(settings, prefix)            drop a (test) prefix's topics
+
+A service that already answers on its configured address is used as is, whoever started it, so
+``HZBUS_KAFKA_BOOTSTRAP`` / ``HZBUS_CLICKHOUSE_HOST`` can point at an existing installation.
+Nothing is started for a non-local address.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from hzbus.config import Settings
+from hzbus.errors import UserError
+from hzbus.topics import TopicSpec, all_topics
+from infra import clickhouse_local, kafka_local, procs
+
+__all__ = ["delete_topics", "down", "ensure_installed", "ensure_topics", "ensure_up", "status"]
+
+REPLICATION_FACTOR = 1
+KAFKA_STOP_TIMEOUT_S = 30.0
+CLICKHOUSE_STOP_TIMEOUT_S = 20.0
+TOPIC_OP_TIMEOUT_S = 30.0
+
+
+def _lock_path(settings: Settings) -> Path:
+    return Path(settings.state_dir).resolve() / "infra.lock"
+
+
+# ---------------------------------------------------------------------------------------------
+# install
+
+
+def ensure_installed(settings: Settings) -> None:
+    """Everything ``ensure_up`` needs on disk: Kafka jars and the ClickHouse package."""
+    if kafka_local.is_local(settings):
+        kafka_local.fetch_jars(settings)
+    if clickhouse_local.is_local(settings):
+        clickhouse_local.ensure_package()
+
+
+# ---------------------------------------------------------------------------------------------
+# up
+
+
+def _clickhouse_answers(settings: Settings) -> bool:
+    return clickhouse_local.version(settings) is not None
+
+
+def _port_taken_error(service: str, host: str, port: int, env_var: str) -> UserError:
+    owner = procs.port_owner(port)
+    who = f"\n  {owner}" if owner else ""
+    return UserError(
+        f"port {port} on {host} is taken by a process that hzbus infra did not start and that does not "
+        f"answer as {service}:{who}\nStop it, or set {env_var} (and the port settings) to free ports."
+    )
+
+
+def _start_kafka(settings: Settings) -> int | None:
+    """Start the broker unless it runs; returns the pid to wait for."""
+    host, port = kafka_local.endpoint(settings)
+    if not kafka_local.is_local(settings):
+        raise UserError(
+            f"the Kafka broker at {settings.kafka_bootstrap} does not answer; hzbus infra starts a broker "
+            "only on this machine (HZBUS_KAFKA_BOOTSTRAP=127.0.0.1:<port>)"
+        )
+    pid = kafka_local.running_pid(settings)
+    if pid is not None:
+        procs.say(f"Kafka broker already started (pid {pid})")
+        return pid
+    for p, env_var in ((port, "HZBUS_KAFKA_BOOTSTRAP"), (settings.kafka_controller_port,
+                                                          "HZBUS_KAFKA_CONTROLLER_PORT")):
+        if procs.port_open(host, p):
+            raise _port_taken_error("a Kafka broker", host, p, env_var)
+    kafka_local.fetch_jars(settings)
+    kafka_local.write_config(settings)
+    kafka_local.format_storage(settings)
+    pid = kafka_local.spawn(settings)
+    procs.say(f"starting Kafka {kafka_local.pom_version()} broker on {host}:{port} (pid {pid})")
+    return pid
+
+
+def _start_clickhouse(settings: Settings) -> int | None:
+    host = settings.clickhouse_host
+    if not clickhouse_local.is_local(settings):
+        raise UserError(
+            f"ClickHouse at {host}:{settings.clickhouse_port} does not answer; hzbus infra starts "
+            "ClickHouse only on this machine (HZBUS_CLICKHOUSE_HOST=127.0.0.1)"
+        )
+    pid = clickhouse_local.running_pid(settings)
+    if pid is not None:
+        procs.say(f"ClickHouse already started (pid {pid})")
+        return pid
+    for p, env_var in ((settings.clickhouse_port, "HZBUS_CLICKHOUSE_PORT"),
+                       (settings.clickhouse_http_port, "HZBUS_CLICKHOUSE_HTTP_PORT")):
+        if procs.port_open(host, p):
+            raise _port_taken_error("ClickHouse", host, p, env_var)
+    binary = clickhouse_local.ensure_package()
+    clickhouse_local.write_config(settings)
+    pid = clickhouse_local.spawn(settings, binary)
+    procs.say(f"starting ClickHouse on {host}:{settings.clickhouse_port} (pid {pid})")
+    return pid
+
+
+def ensure_up(settings: Settings) -> None:
+    """Kafka and ClickHouse answer when this returns (started here if needed).
+
+    Idempotent: when both already answer it only asks them (a few milliseconds).
+    """
+    if kafka_local.answers(settings) and _clickhouse_answers(settings):
+        return
+    with procs.file_lock(_lock_path(settings)):
+        # re-check under the lock: another process may just have started them
+        kafka_ok = kafka_local.answers(settings)
+        ch_ok = _clickhouse_answers(settings)
+        # start both (the JVM is the slow one, so it goes first), then wait for both
+        kafka_pid = None if kafka_ok else _start_kafka(settings)
+        ch_pid = None if ch_ok else _start_clickhouse(settings)
+        if not ch_ok:
+            clickhouse_local.wait_ready(settings, ch_pid)
+        if not kafka_ok:
+            kafka_local.wait_ready(settings, kafka_pid)
+
+
+# ---------------------------------------------------------------------------------------------
+# down
+
+
+def down(settings: Settings) -> dict[str, str]:
+    """Stop the broker and the server that we started (pid file + command line check)."""
+    result: dict[str, str] = {}
+    services: list[tuple[str, int | None, Path, float, bool]] = [
+        ("kafka", kafka_local.running_pid(settings), kafka_local.paths(settings).pidfile,
+         KAFKA_STOP_TIMEOUT_S, kafka_local.answers(settings, timeout=2.0)),
+        ("clickhouse", clickhouse_local.running_pid(settings), clickhouse_local.paths(settings).pidfile,
+         CLICKHOUSE_STOP_TIMEOUT_S, _clickhouse_answers(settings)),
+    ]
+    for name, pid, pidfile, timeout, answering in services:
+        if pid is None:
+            pidfile.unlink(missing_ok=True)
+            outcome = "not ours (something else answers; left alone)" if answering else "not running"
+            procs.say(f"{name}: {outcome}")
+        else:
+            procs.say(f"stopping {name} (pid {pid})… ", end="")
+            started = time.monotonic()
+            outcome = procs.stop(pid, timeout)
+            pidfile.unlink(missing_ok=True)
+            procs.say(f"{outcome} ({time.monotonic() - started:.1f} s)")
+        result[name] = outcome
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# status
+
+
+def _kafka_topics(settings: Settings) -> list[str] | None:
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        md = AdminClient(kafka_local.admin_config(settings)).list_topics(timeout=5.0)
+    except Exception:
+        return None
+    return sorted(t for t in md.topics if not t.startswith("__"))
+
+
+def status(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Both services: ``state`` (running / starting / stopped), ``managed`` (started by us), pid, …"""
+    _, port = kafka_local.endpoint(settings)
+    kpid = kafka_local.running_pid(settings)
+    kafka_up = kafka_local.answers(settings, timeout=3.0)
+    topics = _kafka_topics(settings) if kafka_up else None
+    prefix = settings.topic_prefix + "."
+    kafka: dict[str, Any] = {
+        "state": "running" if kafka_up else ("starting" if kpid else "stopped"),
+        "managed": kpid is not None,
+        "pid": kpid,
+        "bootstrap": settings.kafka_bootstrap,
+        "port": port,
+        "controller_port": settings.kafka_controller_port if kafka_local.is_local(settings) else None,
+        "version": kafka_local.pom_version() if kpid else None,
+        "topics": len(topics) if topics is not None else None,
+        "bus_topics": len([t for t in topics if t.startswith(prefix)]) if topics is not None else None,
+        "state_dir": str(kafka_local.paths(settings).root),
+    }
+    cpid = clickhouse_local.running_pid(settings)
+    ch_version = clickhouse_local.version(settings, timeout=3.0)
+    clickhouse: dict[str, Any] = {
+        "state": "running" if ch_version else ("starting" if cpid else "stopped"),
+        "managed": cpid is not None,
+        "pid": cpid,
+        "host": settings.clickhouse_host,
+        "port": settings.clickhouse_port,
+        "http_port": settings.clickhouse_http_port,
+        "version": ch_version,
+        "state_dir": str(clickhouse_local.paths(settings).root),
+    }
+    return {"kafka": kafka, "clickhouse": clickhouse}
+
+
+# ---------------------------------------------------------------------------------------------
+# topics
+
+
+def _admin(settings: Settings) -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient(kafka_local.admin_config(settings))
+
+
+def _metadata(admin: Any, settings: Settings) -> Any:
+    try:
+        return admin.list_topics(timeout=10.0)
+    except Exception as exc:
+        raise UserError(
+            f"the Kafka broker at {settings.kafka_bootstrap} does not answer ({exc}); "
+            "start it with `hzbus infra up`"
+        ) from exc
+
+
+def _error_code(exc: BaseException) -> Any:
+    err: Any = exc.args[0] if exc.args else None
+    return err.code() if hasattr(err, "code") else None
+
+
+def ensure_topics(settings: Settings, prefix: str | None = None) -> dict[str, list[str]]:
+    """Create every catalogue topic for ``prefix`` (default ``settings.topic_prefix``).
+
+    Idempotent. Existing topics are checked: a wrong partition count is an error (changing it would
+    move keys to other partitions); a config that differs from the catalogue (e.g. a topic without
+    ``message.timestamp.type=LogAppendTime``) is set to the catalogue's value.
+    Returns the names ``created``, ``existing`` and ``fixed``.
+    """
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import NewTopic
+
+    specs = all_topics(prefix or settings.topic_prefix)
+    admin = _admin(settings)
+    md = _metadata(admin, settings)
+    missing = [s for s in specs if s.name not in md.topics]
+    created: list[str] = []
+    if missing:
+        futures = admin.create_topics(
+            [NewTopic(s.name, num_partitions=s.partitions, replication_factor=REPLICATION_FACTOR,
+                      config=dict(s.config)) for s in missing],
+            operation_timeout=TOPIC_OP_TIMEOUT_S,
+            request_timeout=TOPIC_OP_TIMEOUT_S,
+        )
+        for name, fut in futures.items():
+            try:
+                fut.result()
+                created.append(name)
+            except Exception as exc:
+                if _error_code(exc) != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise UserError(f"creating topic {name} failed: {exc}") from exc
+    existing = [s for s in specs if s.name not in created]
+    fixed = _verify_existing(admin, settings, existing) if existing else []
+    _wait_for_leaders(admin, settings, [s.name for s in specs])
+    return {"created": sorted(created), "existing": sorted(s.name for s in existing), "fixed": fixed}
+
+
+def _verify_existing(admin: Any, settings: Settings, specs: list[TopicSpec]) -> list[str]:
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    md = _metadata(admin, settings)
+    wrong = [
+        f"{s.name}: {len(md.topics[s.name].partitions)} partitions, catalogue says {s.partitions}"
+        for s in specs
+        if s.name in md.topics and len(md.topics[s.name].partitions) != s.partitions
+    ]
+    if wrong:
+        raise UserError(
+            "existing topics do not match infra/topics.json (partition counts are not changed "
+            "automatically: that would move keys to other partitions):\n  " + "\n  ".join(wrong)
+        )
+    to_check = [s for s in specs if s.config]
+    if not to_check:
+        return []
+    futures = admin.describe_configs(
+        [ConfigResource(ResourceType.TOPIC, s.name) for s in to_check], request_timeout=TOPIC_OP_TIMEOUT_S
+    )
+    actual: dict[str, dict[str, str | None]] = {}
+    for res, fut in futures.items():
+        try:
+            entries = fut.result()
+        except Exception as exc:
+            raise UserError(f"describing the config of topic {res.name} failed: {exc}") from exc
+        actual[res.name] = {k: e.value for k, e in entries.items()}
+    alters = []
+    fixed = []
+    for s in to_check:
+        diffs = {k: v for k, v in s.config.items() if actual.get(s.name, {}).get(k) != v}
+        if not diffs:
+            continue
+        desc = ", ".join(f"{k}: {actual.get(s.name, {}).get(k)} → {v}" for k, v in diffs.items())
+        procs.say(f"topic {s.name}: setting {desc}")
+        fixed.append(s.name)
+        alters.append(ConfigResource(
+            ResourceType.TOPIC, s.name,
+            incremental_configs=[ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                                 for k, v in diffs.items()],
+        ))
+    if alters:
+        for res, fut in admin.incremental_alter_configs(alters, request_timeout=TOPIC_OP_TIMEOUT_S).items():
+            try:
+                fut.result()
+            except Exception as exc:
+                raise UserError(f"changing the config of topic {res.name} failed: {exc}") from exc
+    return sorted(fixed)
+
+
+def _wait_for_leaders(admin: Any, settings: Settings, names: list[str], budget: float = 15.0) -> None:
+    """Until every partition of ``names`` has a leader (producers right after creation succeed)."""
+    deadline = time.monotonic() + budget
+    pending = names
+    while True:
+        md = _metadata(admin, settings)
+        pending = [
+            n for n in names
+            if n not in md.topics
+            or md.topics[n].error is not None
+            or any(p.leader < 0 for p in md.topics[n].partitions.values())
+        ]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise UserError(f"topics without a partition leader after {budget:.0f} s: {', '.join(pending)}")
+        time.sleep(0.1)
+
+
+def delete_topics(settings: Settings, prefix: str) -> list[str]:
+    """Delete the catalogue topics of ``prefix`` (tests clean up their ``t_<random>`` prefix).
+
+    Refuses the configured bus prefix: that is the bus's data.
+    """
+    if prefix == settings.topic_prefix:
+        raise UserError(f"refusing to delete the bus's own topics (prefix {prefix!r})")
+    admin = _admin(settings)
+    md = _metadata(admin, settings)
+    names = [s.name for s in all_topics(prefix) if s.name in md.topics]
+    if not names:
+        return []
+    for name, fut in admin.delete_topics(names, operation_timeout=TOPIC_OP_TIMEOUT_S).items():
+        try:
+            fut.result()
+        except Exception as exc:
+            raise UserError(f"deleting topic {name} failed: {exc}") from exc
+    return sorted(names)

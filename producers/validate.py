@@ -11,18 +11,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 import orjson
 
-from domain.departments import DepartmentRegistry
+from domain.departments import DepartmentRegistry, UnknownDepartment
 from domain.events import Event
 from schemas import codec
 
 #: namespace of derived event ids (uuid5): stable across re-exports of the same fact
 EVENT_ID_NAMESPACE = uuid.UUID("8d0f5a3e-6a1c-5d7e-9f5b-2b1c0e4a7d10")
-DEPT_FIELDS = ("source_dept", "to_dept", "jurisdiction_dept", "dept")
-DEPT_LIST_FIELDS = ("participants",)
 #: tolerated clock skew between a department's business time and its adapter's clock
 MAX_SKEW = timedelta(minutes=10)
 
@@ -45,6 +44,14 @@ def derive_event_id(obj: Mapping[str, Any], key_fields: Iterable[str] = ()) -> s
         basis = {k: v for k, v in obj.items() if k not in ("recorded_at", "event_id")}
     text = orjson.dumps(basis, option=orjson.OPT_SORT_KEYS).decode()
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, text))
+
+
+@cache
+def _department_fields(event_type: str) -> tuple[str, ...]:
+    """Fields whose values are department codes: marked ``"hzbus.refers": "department"`` in the schema."""
+    return tuple(
+        f["name"] for f in codec.schema_of(event_type)["fields"] if f.get("hzbus.refers") == "department"
+    )
 
 
 def validate_event(
@@ -75,14 +82,14 @@ def validate_event(
         event = codec.from_canonical(obj)
     except codec.EventError as exc:
         raise RejectedRecord(str(exc)) from None
-    for name in DEPT_FIELDS:
+    for name in _department_fields(event.type):
         value = obj.get(name)
-        if isinstance(value, str) and value not in registry:
-            raise RejectedRecord(f"field {name!r}: {registry.explain_unknown(value)}")
-    for name in DEPT_LIST_FIELDS:
-        for value in obj.get(name) or ():
-            if value not in registry:
-                raise RejectedRecord(f"field {name!r}: {registry.explain_unknown(value)}")
+        for code in value if isinstance(value, list) else [value]:
+            if isinstance(code, str) and code not in registry:
+                try:
+                    registry.get(code)
+                except UnknownDepartment as exc:
+                    raise RejectedRecord(f"field {name!r}: {exc}") from None
     if event.occurred_at > event.recorded_at + MAX_SKEW:
         raise RejectedRecord(
             f"occurred_at {event.occurred_at.isoformat()} is after recorded_at "

@@ -1,0 +1,163 @@
+"""The publish pipeline without Kafka: readers, mappings, validation, rejects."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from domain.departments import load_registry
+from producers.mapping import load_mapping
+from producers.pipeline import RejectWriter, publish_records
+from producers.publisher import InMemoryPublisher
+from producers.readers import read_csv, read_jsonl, read_records
+from producers.validate import RejectedRecord, derive_event_id, validate_event
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+NOW = datetime(2026, 10, 20, 9, 0, tzinfo=UTC)
+REGISTRY = load_registry()
+
+
+def discovered(**overrides: object) -> dict[str, object]:
+    event: dict[str, object] = {
+        "type": "ViolationDiscovered",
+        "event_id": "e-1",
+        "source_dept": "HZ-SJJ",
+        "occurred_at": "2026-09-30T10:00:00+08:00",
+        "recorded_at": "2026-09-30T10:05:00+08:00",
+        "case_id": "SJJ-2026-0001",
+        "subject_id": "91330502MA2B3C4D5E",
+        "domain": "urban_management",
+        "matter_code": "CG-001",
+        "jurisdiction_dept": "HZ-ZFJ",
+        "urgent": False,
+        "origin": "inspection",
+    }
+    event.update(overrides)
+    return event
+
+
+def run(records, *, dept="HZ-SJJ", mapping=None, tmp_path: Path):
+    publisher = InMemoryPublisher()
+    console = io.StringIO()
+    rejects = RejectWriter(tmp_path / "rejects.jsonl", "export", console=console)
+    summary = publish_records(
+        records, publisher=publisher, registry=REGISTRY, rejects=rejects,
+        publishing_dept=dept, now=NOW, mapping=mapping,
+    )
+    kept = [orjson.loads(line) for line in (tmp_path / "rejects.jsonl").read_bytes().splitlines()] if rejects.count else []
+    return summary, publisher.published, kept, console.getvalue()
+
+
+def jsonl(*lines: object) -> io.BytesIO:
+    return io.BytesIO(b"\n".join(line if isinstance(line, bytes) else orjson.dumps(line) for line in lines) + b"\n")
+
+
+def test_a_valid_canonical_event_is_published_with_its_fields(tmp_path: Path) -> None:
+    summary, published, kept, _ = run(read_jsonl(jsonl(discovered())), tmp_path=tmp_path)
+    assert (summary.published, summary.rejected, kept) == (1, 0, [])
+    assert published[0].fields["case_id"] == "SJJ-2026-0001"
+    assert published[0].occurred_at == datetime(2026, 9, 30, 2, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"{not json", "malformed JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b"\xff\xfe{}", "not valid UTF-8"),
+        (discovered(type="ViolationSpotted"), "ViolationSpotted"),
+        ({k: v for k, v in discovered().items() if k != "case_id"}, "case_id"),
+        (discovered(occurred_at="30/09/2026"), "occurred_at"),
+        (discovered(occurred_at="2026-09-30T10:00:00"), "occurred_at"),
+        (discovered(origin="rumour"), "origin"),
+        (discovered(jurisdiction_dept="HZ-XXX"), "HZ-XXX"),
+        (discovered(source_dept="HZ-HBJ"), "publishes only as itself"),
+        (discovered(occurred_at="2026-10-30T10:00:00+08:00"), "clock is skewed"),
+    ],
+)
+def test_each_bad_record_is_rejected_with_its_line_and_a_reason(tmp_path: Path, line, reason) -> None:
+    summary, published, kept, console = run(
+        read_jsonl(jsonl(discovered(event_id="ok-1"), line, discovered(event_id="ok-2"))), tmp_path=tmp_path
+    )
+    assert summary.published == 2 and summary.rejected == 1
+    assert [e.event_id for e in published] == ["ok-1", "ok-2"]
+    assert kept[0]["line"] == 2 and reason in kept[0]["reason"]
+    assert "export:2: rejected:" in console and reason in console
+
+
+def test_an_unknown_department_gets_a_suggestion() -> None:
+    with pytest.raises(RejectedRecord, match="did you mean 'HZ-ZFJ'"):
+        validate_event(discovered(jurisdiction_dept="HZ-ZFK"), REGISTRY, publishing_dept="HZ-SJJ", now=NOW)
+
+
+def test_event_ids_are_derived_deterministically_from_the_fact_not_the_adapter_clock() -> None:
+    a = discovered(recorded_at="2026-09-30T10:05:00+08:00")
+    b = discovered(recorded_at="2026-10-02T08:00:00+08:00")
+    del a["event_id"], b["event_id"]
+    assert derive_event_id(a) == derive_event_id(b)
+    assert derive_event_id(a) != derive_event_id({**a, "case_id": "other"})
+
+
+def test_the_approval_register_maps_chinese_columns_and_rejects_bad_rows(tmp_path: Path) -> None:
+    mapping = load_mapping("approval_register")
+    records = list(read_records(DATA / "approval_register.csv"))
+    summary, published, kept, _ = run(records, mapping=mapping, tmp_path=tmp_path)
+    assert summary.read == 7
+    first = published[0]
+    assert first.type == "ApprovalIssued" and first.source_dept == "HZ-SJJ"
+    assert first.fields["approval_kind"] == "license" and first.fields["decision"] == "granted"
+    assert first.fields["domain"] == "market"
+    assert first.occurred_at == datetime(2026, 10, 9, 1, 30, tzinfo=UTC)
+    assert published[1].fields["approval_kind"] == "filing"
+    assert published[2].fields["decision"] == "denied"
+    reasons = {r["line"]: r["reason"] for r in kept}
+    assert set(reasons) == {5, 6, 7, 8}
+    assert "批准了" in reasons[5]  # a decision the mapping does not know
+    assert "bad timestamp" in reasons[6]
+    assert "approval_id" in reasons[7]  # empty but required
+    assert "expected 8 columns" in reasons[8]
+
+
+def test_republishing_the_same_register_gives_the_same_event_ids(tmp_path: Path) -> None:
+    mapping = load_mapping("approval_register")
+    _, first, _, _ = run(read_records(DATA / "approval_register.csv"), mapping=mapping, tmp_path=tmp_path)
+    _, second, _, _ = run(read_records(DATA / "approval_register.csv"), mapping=mapping, tmp_path=tmp_path)
+    assert [e.event_id for e in first] == [e.event_id for e in second]
+
+
+def test_the_case_register_maps_penalties_with_amounts_and_yes_no_columns(tmp_path: Path) -> None:
+    mapping = load_mapping("case_register")
+    summary, published, kept, _ = run(
+        read_records(DATA / "case_register.csv"), dept="HZ-ZFJ", mapping=mapping, tmp_path=tmp_path
+    )
+    assert summary.published == 2
+    fine, warning = published
+    assert fine.fields["penalty_kind"] == "fine" and fine.fields["amount_yuan"] == 20000
+    assert warning.fields["unlicensed_operation"] is True
+    assert warning.fields.get("amount_yuan") is None
+    assert kept[0]["line"] == 4
+    assert "'abc' is not a number" in kept[0]["reason"]
+
+
+def test_a_csv_with_a_broken_quote_is_named_not_a_traceback() -> None:
+    text = 'a,b\n1,2\n"3,4\n'
+    records = list(read_csv(io.BytesIO(text.encode())))
+    assert records[0].data == {"a": "1", "b": "2"}
+    assert records[-1].error is not None and records[-1].line == 3
+
+
+def test_a_failed_delivery_is_kept_as_a_reject(tmp_path: Path) -> None:
+    publisher = InMemoryPublisher(fail_ids={"e-2"})
+    rejects = RejectWriter(tmp_path / "r.jsonl", "export", console=None)
+    summary = publish_records(
+        read_jsonl(jsonl(discovered(event_id="e-1"), discovered(event_id="e-2"))),
+        publisher=publisher, registry=REGISTRY, rejects=rejects, publishing_dept="HZ-SJJ", now=NOW,
+    )
+    assert summary.published == 1 and summary.rejected == 1
+    kept = orjson.loads((tmp_path / "r.jsonl").read_bytes())
+    assert kept["line"] == 2
+    assert kept["reason"] == "simulated delivery failure"

@@ -10,9 +10,11 @@ State under ``<state_dir>/clickhouse/``::
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +146,19 @@ def spawn(settings: Settings, binary: str) -> int:
     return procs.spawn(argv, cwd=p.root, output=p.stdout_log, pidfile=p.pidfile)
 
 
+_probing = threading.local()
+
+
+class _QuietWhileProbing(logging.Filter):
+    """Drops clickhouse_driver's "Failed to connect" tracebacks while *we* probe for the server."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_probing, "active", False)
+
+
+logging.getLogger("clickhouse_driver.connection").addFilter(_QuietWhileProbing())
+
+
 def version(settings: Settings, timeout: float = 5.0) -> str | None:
     """``SELECT version()``, or None when nothing answers."""
     from clickhouse_driver import Client
@@ -158,11 +173,13 @@ def version(settings: Settings, timeout: float = 5.0) -> str | None:
         send_receive_timeout=timeout,
         sync_request_timeout=timeout,
     )
+    _probing.active = True
     try:
         rows = client.execute("SELECT version()")
     except Exception:
         return None
     finally:
+        _probing.active = False
         client.disconnect()
     return str(rows[0][0]) if rows else None
 

@@ -286,16 +286,7 @@ def _verify_existing(admin: Any, settings: Settings, specs: list[TopicSpec]) -> 
     to_check = [s for s in specs if s.config]
     if not to_check:
         return []
-    futures = admin.describe_configs(
-        [ConfigResource(ResourceType.TOPIC, s.name) for s in to_check], request_timeout=TOPIC_OP_TIMEOUT_S
-    )
-    actual: dict[str, dict[str, str | None]] = {}
-    for res, fut in futures.items():
-        try:
-            entries = fut.result()
-        except Exception as exc:
-            raise UserError(f"describing the config of topic {res.name} failed: {exc}") from exc
-        actual[res.name] = {k: e.value for k, e in entries.items()}
+    actual = _describe(admin, [s.name for s in to_check])
     alters = []
     fixed = []
     for s in to_check:
@@ -316,7 +307,35 @@ def _verify_existing(admin: Any, settings: Settings, specs: list[TopicSpec]) -> 
                 fut.result()
             except Exception as exc:
                 raise UserError(f"changing the config of topic {res.name} failed: {exc}") from exc
+        # the broker applies the change when it replays the metadata log: wait until it shows,
+        # so that a record produced right after gets the right timestamp type
+        deadline = time.monotonic() + 15.0
+        while True:
+            actual = _describe(admin, fixed)
+            stale = [s.name for s in to_check if s.name in fixed
+                     and any(actual[s.name].get(k) != v for k, v in s.config.items())]
+            if not stale:
+                break
+            if time.monotonic() > deadline:
+                raise UserError(f"config change not visible on the broker after 15 s: {', '.join(stale)}")
+            time.sleep(0.1)
     return sorted(fixed)
+
+
+def _describe(admin: Any, names: list[str]) -> dict[str, dict[str, str | None]]:
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
+    futures = admin.describe_configs(
+        [ConfigResource(ResourceType.TOPIC, n) for n in names], request_timeout=TOPIC_OP_TIMEOUT_S
+    )
+    actual: dict[str, dict[str, str | None]] = {}
+    for res, fut in futures.items():
+        try:
+            entries = fut.result()
+        except Exception as exc:
+            raise UserError(f"describing the config of topic {res.name} failed: {exc}") from exc
+        actual[res.name] = {k: e.value for k, e in entries.items()}
+    return actual
 
 
 def _wait_for_leaders(admin: Any, settings: Settings, names: list[str], budget: float = 15.0) -> None:

@@ -1,0 +1,174 @@
+"""``infra.manager`` against the real local Kafka broker and ClickHouse server.
+
+The services are shared with the rest of the suite: this module starts them if needed
+(``ensure_up`` is idempotent) and never stops them. Topics live under a random prefix and are
+deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hzbus.config import Settings, load_settings
+from hzbus.errors import UserError
+from hzbus.topics import all_topics, event_families
+from infra import manager
+from infra.kafka_local import admin_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def live() -> Settings:
+    s = load_settings()
+    manager.ensure_up(s)
+    return s
+
+
+@pytest.fixture
+def prefix(live: Settings) -> Iterator[str]:
+    p = f"t_{uuid.uuid4().hex[:10]}"
+    yield p
+    manager.delete_topics(live, p)
+
+
+def _admin(settings: Settings) -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient(admin_config(settings))
+
+
+def _configs(settings: Settings, names: list[str]) -> dict[str, dict[str, str]]:
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
+    admin = _admin(settings)  # keep the handle alive until the futures resolve
+    futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in names])
+    return {res.name: {k: e.value for k, e in fut.result().items()} for res, fut in futures.items()}
+
+
+def test_topics_created_with_partitions_and_log_append_time(live: Settings, prefix: str) -> None:
+    result = manager.ensure_topics(live, prefix=prefix)
+    specs = all_topics(prefix)
+    assert sorted(result["created"]) == sorted(s.name for s in specs)
+
+    md = _admin(live).list_topics(timeout=10)
+    for spec in specs:
+        assert spec.name in md.topics
+        partitions = md.topics[spec.name].partitions
+        assert len(partitions) == spec.partitions, spec.name
+        assert all(len(p.replicas) == 1 for p in partitions.values())
+
+    configs = _configs(live, [s.name for s in specs])
+    event_names = {f"{prefix}.{f}" for f in event_families()}
+    assert event_names, "the catalogue has event families"
+    for spec in specs:
+        cfg = configs[spec.name]
+        if spec.name in event_names:
+            assert cfg["message.timestamp.type"] == "LogAppendTime", spec.name
+        for key, value in spec.config.items():
+            assert cfg[key] == value, (spec.name, key)
+
+
+def test_ensure_topics_is_idempotent(live: Settings, prefix: str) -> None:
+    first = manager.ensure_topics(live, prefix=prefix)
+    second = manager.ensure_topics(live, prefix=prefix)
+    assert first["created"]
+    assert second["created"] == []
+    assert second["fixed"] == []
+    assert sorted(second["existing"]) == sorted(s.name for s in all_topics(prefix))
+
+
+def test_broker_stamps_append_time(live: Settings, prefix: str) -> None:
+    """A record's timestamp on an event topic is the broker's, not the one the sender typed."""
+    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer
+
+    manager.ensure_topics(live, prefix=prefix)
+    topic = f"{prefix}.{event_families()[0]}"
+    typed_ms = 978_307_200_000  # 2001-01-01: a sender's claim
+    producer = Producer({"bootstrap.servers": live.kafka_bootstrap})
+    producer.produce(topic, key=b"k", value=b"v", timestamp=typed_ms)
+    assert producer.flush(15) == 0
+
+    consumer = Consumer({
+        "bootstrap.servers": live.kafka_bootstrap,
+        "group.id": f"{prefix}-check",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    })
+    try:
+        consumer.subscribe([topic])
+        msg = None
+        for _ in range(60):
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                break
+        assert msg is not None and msg.error() is None
+        ts_type, ts = msg.timestamp()
+        assert ts_type == TIMESTAMP_LOG_APPEND_TIME
+        assert ts > typed_ms
+    finally:
+        consumer.close()
+
+
+def test_existing_topic_config_is_corrected(live: Settings, prefix: str) -> None:
+    from confluent_kafka.admin import NewTopic
+
+    spec = next(s for s in all_topics(prefix) if s.config.get("message.timestamp.type"))
+    admin = _admin(live)
+    futures = admin.create_topics(
+        [NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=1,
+                  config={"message.timestamp.type": "CreateTime"})]
+    )
+    futures[spec.name].result()
+
+    result = manager.ensure_topics(live, prefix=prefix)
+    assert spec.name in result["fixed"]
+    assert spec.name not in result["created"]
+    assert _configs(live, [spec.name])[spec.name]["message.timestamp.type"] == "LogAppendTime"
+
+
+def test_wrong_partition_count_is_a_user_error(live: Settings, prefix: str) -> None:
+    from confluent_kafka.admin import NewTopic
+
+    spec = next(s for s in all_topics(prefix) if s.partitions > 1)
+    admin = _admin(live)
+    admin.create_topics(
+        [NewTopic(spec.name, num_partitions=1, replication_factor=1, config=dict(spec.config))]
+    )[spec.name].result()
+    with pytest.raises(UserError, match="partition"):
+        manager.ensure_topics(live, prefix=prefix)
+
+
+def test_second_ensure_up_starts_nothing(live: Settings) -> None:
+    before = manager.status(live)
+    manager.ensure_up(live)
+    after = manager.status(live)
+    assert after["kafka"]["pid"] == before["kafka"]["pid"]
+    assert after["clickhouse"]["pid"] == before["clickhouse"]["pid"]
+    assert after["kafka"]["state"] == "running"
+    assert after["clickhouse"]["state"] == "running"
+
+
+def test_status_reports_both_running(live: Settings) -> None:
+    st = manager.status(live)
+    kafka, ch = st["kafka"], st["clickhouse"]
+    assert kafka["state"] == "running"
+    assert kafka["bootstrap"] == live.kafka_bootstrap
+    assert isinstance(kafka["topics"], int)
+    assert ch["state"] == "running"
+    assert ch["port"] == live.clickhouse_port
+    assert ch["version"]
+    if kafka["managed"]:
+        assert isinstance(kafka["pid"], int)
+        assert kafka["version"]
+    if ch["managed"]:
+        assert isinstance(ch["pid"], int)
+
+
+def test_delete_topics_refuses_the_bus_prefix(live: Settings) -> None:
+    with pytest.raises(UserError):
+        manager.delete_topics(live, live.topic_prefix)

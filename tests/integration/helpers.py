@@ -1,0 +1,61 @@
+"""Helpers for integration tests: publish files, run the sink, read ClickHouse."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from domain.departments import load_registry
+from producers.pipeline import PublishSummary, RejectWriter, publish_records
+from producers.publisher import KafkaPublisher
+from producers.readers import read_records
+from sinks.clickhouse.sink import EventSink, SinkStats
+from tests.conftest import Bus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def publish_file(bus: Bus, path: Path, rejects: Path | None = None) -> PublishSummary:
+    writer = RejectWriter(rejects or path.with_suffix(".rejects.jsonl"), str(path), console=io.StringIO())
+    return publish_records(
+        read_records(path),
+        publisher=KafkaPublisher(bus.settings, prefix=bus.prefix),
+        registry=load_registry(),
+        rejects=writer,
+        publishing_dept=None,
+        now=datetime.now(UTC),
+    )
+
+
+def run_sink(bus: Bus, idle: float = 3.0) -> SinkStats:
+    sink = EventSink(bus.settings, prefix=bus.prefix, database=bus.database)
+    sink.prepare()
+    return sink.run(stop_when_idle=idle)
+
+
+def sink_process(bus: Bus, *extra: str, batch_size: int | None = None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        HZBUS_TOPIC_PREFIX=bus.prefix,
+        HZBUS_CLICKHOUSE_DATABASE=bus.database,
+        HZBUS_KAFKA_BOOTSTRAP=bus.settings.kafka_bootstrap,
+    )
+    if batch_size:
+        env["HZBUS_SINK_BATCH_SIZE"] = str(batch_size)
+        env["HZBUS_SINK_BATCH_SECONDS"] = "0.05"
+    return subprocess.Popen(
+        [sys.executable, "-m", "hzbus.cli", "sink", "clickhouse", *extra],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def stored_event_ids(bus: Bus) -> set[str]:
+    return {r[0] for r in bus.query("SELECT event_id FROM {db}.events FINAL")}
+
+
+def distinct_count(bus: Bus) -> int:
+    return int(bus.query("SELECT count() FROM {db}.events FINAL")[0][0])

@@ -142,7 +142,11 @@ def fetch_jars(settings: Settings) -> None:
         if result.returncode != 0 or not any(Path(tmp).glob("kafka_2.13-*.jar")):
             procs.say("failed")
             output = (result.stdout + result.stderr).splitlines()
-            errors = [ln for ln in output if "ERROR" in ln] or output
+            boiler = ("To see the full stack", "Re-run Maven", "For more information", "[Help 1] http")
+            errors = [
+                ln for ln in (_strip_ansi(x) for x in output)
+                if "ERROR" in ln and ln.replace("[ERROR]", "").strip() and not any(b in ln for b in boiler)
+            ] or output
             quoted = "\n".join("  " + _strip_ansi(ln) for ln in errors[:15])
             raise UserError(
                 "could not fetch the Kafka jars from Maven Central "

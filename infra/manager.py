@@ -54,7 +54,7 @@ def ensure_installed(settings: Settings) -> None:
 
 
 def _clickhouse_answers(settings: Settings) -> bool:
-    return clickhouse_local.version(settings) is not None
+    return clickhouse_local.version(settings, timeout=2.0) is not None
 
 
 def _port_taken_error(service: str, host: str, port: int, env_var: str) -> UserError:

@@ -209,7 +209,7 @@ def _ms_of(value: datetime) -> int:
 
 
 def _time_of(ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
+    return _EPOCH + _MS * ms
 
 
 def _days_of(value: date) -> int:
@@ -300,7 +300,7 @@ class _Writer:
 @dataclass(frozen=True, slots=True)
 class _Registry:
     current: dict[str, _Spec]
-    writers: dict[bytes, _Writer]
+    writers: dict[bytes, _Writer]  # by header: MAGIC + fingerprint
 
 
 _REGISTRY: _Registry | None = None
@@ -320,7 +320,7 @@ def _registry() -> _Registry:
             if spec.type != path.stem:
                 raise ValueError(f"{path.name}: record name {spec.type!r} must match the file name")
             current[spec.type] = spec
-        writers = {s.fingerprint: _Writer(s, s, None) for s in current.values()}
+        writers = {s.header: _Writer(s, s, None) for s in current.values()}
         for path in sorted(HISTORY_DIR.glob("*.avsc")):
             m = _HISTORY_NAME.match(path.name)
             spec = _spec(_load(path), f"history/{path.name}")
@@ -328,15 +328,15 @@ def _registry() -> _Registry:
                 raise ValueError(f"history/{path.name}: name must be <Type>.v<hzbus.version>.avsc")
             if spec.type not in current:
                 raise ValueError(f"history/{path.name}: no current schema {spec.type}.avsc")
-            if spec.fingerprint not in writers:
+            if spec.header not in writers:
                 now = current[spec.type]
-                writers[spec.fingerprint] = _Writer(spec, now, now.parsed)
+                writers[spec.header] = _Writer(spec, now, now.parsed)
         _REGISTRY = _Registry(current, writers)
     return _REGISTRY
 
 
 def _current(event_type: Any) -> _Spec:
-    spec = _registry().current.get(event_type)
+    spec = (_REGISTRY or _registry()).current.get(event_type)
     if spec is None:
         raise _unknown_type(event_type)
     return spec
@@ -696,32 +696,45 @@ def _explain(spec: _Spec, event: Event, exc: Exception) -> EventError:
 
 
 def _header(data: bytes) -> _Writer:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise DecodeError(f"expected bytes, got {type(data).__name__}")
-    if len(data) < HEADER_SIZE:
-        raise DecodeError(f"too short: {len(data)} bytes, a single-object header alone is {HEADER_SIZE}")
-    if data[:2] != MAGIC:
-        raise DecodeError(f"bad magic {bytes(data[:2]).hex()}: not Avro single-object encoding (c301)")
-    fingerprint = bytes(data[2:HEADER_SIZE])
-    writer = _registry().writers.get(fingerprint)
+    """The writer named by the 10-byte header; one dict look-up on the hot path."""
+    writer = (_REGISTRY or _registry()).writers.get(data[:HEADER_SIZE])
     if writer is None:
-        raise DecodeError(
-            f"unknown schema fingerprint {fingerprint.hex()}: no current or history schema in "
-            "schemas/avro has it (a producer on a newer contract?)",
-            fingerprint.hex(),
-        )
+        raise _undecodable(data)
     return writer
+
+
+def _undecodable(data: bytes) -> DecodeError:
+    if len(data) < HEADER_SIZE:
+        return DecodeError(f"too short: {len(data)} bytes, a single-object header alone is {HEADER_SIZE}")
+    if data[:2] != MAGIC:
+        return DecodeError(f"bad magic {data[:2].hex()}: not Avro single-object encoding (c301)")
+    fingerprint = data[2:HEADER_SIZE].hex()
+    return DecodeError(
+        f"unknown schema fingerprint {fingerprint}: no current or history schema in "
+        "schemas/avro has it (a producer on a newer contract?)",
+        fingerprint,
+    )
+
+
+def _as_bytes(data: Any) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    raise DecodeError(f"expected bytes, got {type(data).__name__}")
 
 
 def type_of(data: bytes) -> str:
     """The event type named by the header of ``data``, without decoding the body."""
-    return _header(data).current.type
+    return _header(_as_bytes(data)).current.type
 
 
 def decode(data: bytes) -> Event:
     """The :class:`Event` of single-object Avro bytes, read as the current version of its
     type (older writer versions are resolved, new optional fields take their defaults).
     Times are in +08:00; ``published_at`` is ``None`` (the consumer sets the broker's time)."""
+    if type(data) is not bytes:
+        data = _as_bytes(data)
     writer = _header(data)
     body = BytesIO(data)
     body.seek(HEADER_SIZE)
@@ -743,8 +756,8 @@ def decode(data: bytes) -> Event:
     spec = writer.current
     event_id = record.pop("event_id")
     source_dept = record.pop("source_dept")
-    occurred_at = _EPOCH + timedelta(milliseconds=record.pop("occurred_at"))
-    recorded_at = _EPOCH + timedelta(milliseconds=record.pop("recorded_at"))
+    occurred_at = _EPOCH + _MS * record.pop("occurred_at")
+    recorded_at = _EPOCH + _MS * record.pop("recorded_at")
     for name, convert in spec.from_avro:
         value = record[name]
         if value is not None:

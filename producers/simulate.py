@@ -44,10 +44,14 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
 
 from domain.calendar import WorkingDayCalendar
 from domain.departments import DepartmentRegistry
@@ -1068,3 +1072,49 @@ def simulate(
     """The canonical-JSON events of ``days`` simulated days from ``start``, sorted by occurred_at."""
     sim = Simulator(days=days, seed=seed, start=start, scale=scale, calendar=calendar, registry=registry)
     yield from sim.run()
+
+
+def write_jsonl(out: BinaryIO, events: Iterable[dict[str, Any]]) -> Counter[str]:
+    """Write events as JSON Lines (one canonical-JSON object a line); the count by type."""
+    counts: Counter[str] = Counter()
+    dumps = orjson.dumps
+    buffer: list[bytes] = []
+    for obj in events:
+        counts[obj["type"]] += 1
+        buffer.append(dumps(obj))
+        if len(buffer) >= 10_000:
+            out.write(b"\n".join(buffer) + b"\n")
+            buffer.clear()
+    if buffer:
+        out.write(b"\n".join(buffer) + b"\n")
+    out.flush()
+    return counts
+
+
+def write_simulation(
+    path: Path | str,
+    *,
+    days: int,
+    seed: int,
+    start: date | str = DEFAULT_START,
+    scale: float = 1.0,
+    calendar: WorkingDayCalendar | None = None,
+    registry: DepartmentRegistry | None = None,
+) -> int:
+    """Simulate into a JSON Lines file; the number of events written.
+
+    The calendar defaults to the project's (``hzbus.calendar_source.load_calendar``, with the
+    override file of the environment) and the registry to ``departments.csv``.
+    """
+    if calendar is None:
+        from hzbus.calendar_source import load_calendar
+
+        calendar = load_calendar()
+    if registry is None:
+        from domain.departments import load_registry
+
+        registry = load_registry()
+    first = date.fromisoformat(start) if isinstance(start, str) else start
+    events = simulate(days=days, seed=seed, start=first, scale=scale, calendar=calendar, registry=registry)
+    with Path(path).open("wb") as out:
+        return sum(write_jsonl(out, events).values())

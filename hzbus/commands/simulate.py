@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import orjson
-
 from domain.departments import load_registry
 from hzbus.calendar_source import load_calendar
 from hzbus.errors import UserError
-from producers.simulate import DEFAULT_START, simulate
+from producers.simulate import DEFAULT_START, simulate, write_jsonl
 
 
 def _start(value: str) -> date:
@@ -57,7 +54,6 @@ def run(args: argparse.Namespace) -> int:
     calendar = load_calendar()
     warning = calendar.coverage_warning(args.start)
     began = time.perf_counter()
-    counts: Counter[str] = Counter()
     out: BinaryIO
     if args.out == "-":
         out = sys.stdout.buffer
@@ -69,24 +65,15 @@ def run(args: argparse.Namespace) -> int:
         out = path.open("wb")
         close = True
     try:
-        dumps = orjson.dumps
-        buffer: list[bytes] = []
-        for obj in simulate(
+        events = simulate(
             days=args.days,
             seed=args.seed,
             start=args.start,
             scale=args.scale,
             calendar=calendar,
             registry=load_registry(),
-        ):
-            counts[obj["type"]] += 1
-            buffer.append(dumps(obj))
-            if len(buffer) >= 10_000:
-                out.write(b"\n".join(buffer) + b"\n")
-                buffer.clear()
-        if buffer:
-            out.write(b"\n".join(buffer) + b"\n")
-        out.flush()
+        )
+        counts = write_jsonl(out, events)
     finally:
         if close:
             out.close()

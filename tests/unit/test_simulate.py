@@ -245,3 +245,13 @@ def test_the_cli_writes_to_stdout_by_default(capsysbinary):
 def test_the_cli_rejects_bad_numbers(argv, capsys):
     assert main(["simulate", *argv]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_write_simulation_writes_the_same_stream_and_returns_its_length(tmp_path, calendar, registry):
+    from producers.simulate import write_simulation
+
+    path = tmp_path / "sim.jsonl"
+    count = write_simulation(path, days=5, seed=9, start="2026-09-28")
+    expected = run(calendar, registry, seed=9, days=5, start=date(2026, 9, 28))
+    assert count == len(expected)
+    assert path.read_bytes() == as_bytes(expected) + b"\n"

@@ -1,0 +1,4 @@
+"""The Avro contract of the bus (``schemas/avro/*.avsc``) and the one codec (``schemas.codec``).
+
+Nothing is imported or read here: ``from schemas import codec`` loads the schemas lazily.
+"""

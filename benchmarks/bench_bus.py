@@ -62,14 +62,34 @@ def simulate(n: int, work: Path) -> Path:
 def producer_performance(settings, topic: str, n: int, size: int) -> float:
     libs = kafka_local.paths(settings).libs
     cfg = producer_config(settings)
-    props = [f"{k}={v}" for k, v in cfg.items() if k in
-             ("bootstrap.servers", "acks", "compression.type", "linger.ms", "enable.idempotence")]
+    props = [
+        f"{k}={v}"
+        for k, v in cfg.items()
+        if k in ("bootstrap.servers", "acks", "compression.type", "linger.ms", "enable.idempotence")
+    ]
     props.append(f"batch.size={min(int(cfg['batch.size']), 1_000_000)}")
     out = subprocess.run(
-        ["java", "-Xmx512m", "-cp", f"{libs}/*", "org.apache.kafka.tools.ProducerPerformance",
-         "--topic", topic, "--num-records", str(n), "--record-size", str(size), "--throughput", "-1",
-         "--producer-props", *props],
-        capture_output=True, text=True, check=True, timeout=600,
+        [
+            "java",
+            "-Xmx512m",
+            "-cp",
+            f"{libs}/*",
+            "org.apache.kafka.tools.ProducerPerformance",
+            "--topic",
+            topic,
+            "--num-records",
+            str(n),
+            "--record-size",
+            str(size),
+            "--throughput",
+            "-1",
+            "--producer-props",
+            *props,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
     ).stdout
     final = [line for line in out.splitlines() if "records sent" in line][-1]
     match = re.search(r"([\d.]+) records/sec", final)
@@ -98,16 +118,22 @@ def main() -> None:
         # publisher vs ProducerPerformance
         t0 = time.perf_counter()
         summary = publish_records(
-            read_records(sample, "jsonl"), publisher=KafkaPublisher(settings, prefix=prefix),
-            registry=load_registry(), rejects=RejectWriter(work / "bench.rejects.jsonl", str(sample), console=None),
-            publishing_dept=None, now=datetime.now(UTC),
+            read_records(sample, "jsonl"),
+            publisher=KafkaPublisher(settings, prefix=prefix),
+            registry=load_registry(),
+            rejects=RejectWriter(work / "bench.rejects.jsonl", str(sample), console=None),
+            publishing_dept=None,
+            now=datetime.now(UTC),
         )
         publish_rate = summary.published / (time.perf_counter() - t0)
         assert summary.rejected == 0, summary
         baseline_topic = f"{prefix}.deadletter"  # an empty topic of the same broker
         pp_rate = producer_performance(settings, baseline_topic, n, avg_size)
-        results.update(publisher_eps=publish_rate, producer_performance_eps=pp_rate,
-                       publisher_ratio=publish_rate / pp_rate)
+        results.update(
+            publisher_eps=publish_rate,
+            producer_performance_eps=pp_rate,
+            publisher_ratio=publish_rate / pp_rate,
+        )
 
         # sink vs raw insert of the same rows
         sink = EventSink(settings, prefix=prefix, database=database)
@@ -121,12 +147,22 @@ def main() -> None:
         migrate(client, raw_db)
         now = datetime.now(UTC)
         key = settings.pseudonym_key.encode()
-        rows = [event_row(e.with_published_at(now), topic="t", partition=0, offset=i, published_ms=0,
-                          ingested_at=now, pseudonym_key=key) for i, e in enumerate(events)]
+        rows = [
+            event_row(
+                e.with_published_at(now),
+                topic="t",
+                partition=0,
+                offset=i,
+                published_ms=0,
+                ingested_at=now,
+                pseudonym_key=key,
+            )
+            for i, e in enumerate(events)
+        ]
         sql = f"INSERT INTO {raw_db}.events ({', '.join(EVENT_COLUMNS)}) VALUES"
         t0 = time.perf_counter()
         for i in range(0, len(rows), 20_000):
-            client.execute(sql, rows[i:i + 20_000])
+            client.execute(sql, rows[i : i + 20_000])
         raw_rate = n / (time.perf_counter() - t0)
         client.execute(f"DROP DATABASE IF EXISTS {raw_db}")
         results.update(sink_eps=sink_rate, raw_insert_rps=raw_rate, sink_ratio=sink_rate / raw_rate)
@@ -139,16 +175,31 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "bus.json").write_text(json.dumps(results, indent=2) + "\n")
     out = io.StringIO()
-    print(render(
-        ("measure", "events/s", "baseline", "baseline/s", "ratio", "target"),
-        [
-            ("publisher", f"{results['publisher_eps']:,.0f}", "Kafka ProducerPerformance",
-             f"{results['producer_performance_eps']:,.0f}", f"{results['publisher_ratio']:.0%}", ">= 30%"),
-            ("sink", f"{results['sink_eps']:,.0f}", "raw clickhouse-driver insert",
-             f"{results['raw_insert_rps']:,.0f}", f"{results['sink_ratio']:.0%}", ">= 50%"),
-        ],
-        title=f"{n:,} events, {avg_size} bytes each on average (Avro single-object encoding)",
-    ), file=out)
+    print(
+        render(
+            ("measure", "events/s", "baseline", "baseline/s", "ratio", "target"),
+            [
+                (
+                    "publisher",
+                    f"{results['publisher_eps']:,.0f}",
+                    "Kafka ProducerPerformance",
+                    f"{results['producer_performance_eps']:,.0f}",
+                    f"{results['publisher_ratio']:.0%}",
+                    ">= 30%",
+                ),
+                (
+                    "sink",
+                    f"{results['sink_eps']:,.0f}",
+                    "raw clickhouse-driver insert",
+                    f"{results['raw_insert_rps']:,.0f}",
+                    f"{results['sink_ratio']:.0%}",
+                    ">= 50%",
+                ),
+            ],
+            title=f"{n:,} events, {avg_size} bytes each on average (Avro single-object encoding)",
+        ),
+        file=out,
+    )
     print(out.getvalue())
 
 

@@ -111,6 +111,7 @@ def _field_kinds(event_type: str) -> dict[str, tuple[str, bool]]:
 
 def _to_time(text: str, mapping: Mapping_, column: str) -> str:
     text = text.strip()
+    parsed: datetime | None
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -126,6 +127,7 @@ def _to_time(text: str, mapping: Mapping_, column: str) -> str:
                 f"column {column!r}: bad timestamp {text!r} (expected ISO-8601 or one of "
                 f"{', '.join(mapping.time_formats)})"
             ) from None
+    assert parsed is not None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=mapping.tz)
     return parsed.isoformat()

@@ -18,7 +18,7 @@ import orjson
 
 from domain.departments import DepartmentRegistry
 from domain.events import Event
-from producers.mapping import MappingError, Mapping_, apply_mapping
+from producers.mapping import Mapping_, MappingError, apply_mapping
 from producers.publisher import EventPublisher
 from producers.readers import SourceRecord
 from producers.validate import RejectedRecord, validate_event

@@ -11,7 +11,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -48,7 +48,7 @@ def _decode(raw: bytes) -> tuple[str, str | None]:
         return raw.decode("utf-8", errors="replace"), f"not valid UTF-8 (byte {exc.start})"
 
 
-def read_jsonl(stream: io.BufferedIOBase | io.BytesIO) -> Iterator[SourceRecord]:
+def read_jsonl(stream: BinaryIO) -> Iterator[SourceRecord]:
     """One JSON object per line; blank lines are skipped, anything else is a record."""
     for number, raw in enumerate(stream, start=1):
         text, error = _decode(raw.rstrip(b"\r\n"))
@@ -70,9 +70,9 @@ def read_jsonl(stream: io.BufferedIOBase | io.BytesIO) -> Iterator[SourceRecord]
         yield SourceRecord(number, text, value)
 
 
-def read_csv(stream: io.BufferedIOBase | io.BytesIO, delimiter: str = ",") -> Iterator[SourceRecord]:
+def read_csv(stream: BinaryIO, delimiter: str = ",") -> Iterator[SourceRecord]:
     """A CSV export with a header row; the line number is the row's first physical line."""
-    text_stream = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")  # type: ignore[arg-type]
+    text_stream = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text_stream, delimiter=delimiter, strict=True)
     try:
         header = next(reader)

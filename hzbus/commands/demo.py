@@ -18,8 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main job: infra, sample events, publish, sink, statistics")
     p.add_argument("--days", type=int, default=92, help="days of simulated activity (default 92)")
     p.add_argument("--seed", type=int, default=2026, help="simulation seed (default 2026)")
-    p.add_argument("--start", type=date.fromisoformat, default=date(2026, 9, 21),
-                   help="first simulated day (default 2026-09-21, spanning National Day 2026)")
+    p.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=date(2026, 9, 21),
+        help="first simulated day (default 2026-09-21, spanning National Day 2026)",
+    )
     p.add_argument("--scale", type=float, default=1.0, help="volume multiplier of the simulation")
     p.set_defaults(handler=run)
 
@@ -65,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
         publishing_dept=None,
         now=datetime.now(UTC),
     )
-    say(f"   {summary.published:,} published, {summary.rejected:,} rejected "
-        f"in {time.monotonic() - started:.1f} s")
+    say(
+        f"   {summary.published:,} published, {summary.rejected:,} rejected "
+        f"in {time.monotonic() - started:.1f} s"
+    )
 
     say("== 4/4 ClickHouse sink (until it has caught up)")
     sink = EventSink(settings)
@@ -80,17 +86,29 @@ def run(args: argparse.Namespace) -> int:
     by_dept = client.execute(load_query("events_by_department", db))
     total = sum(r[1] for r in by_type)
     print()
-    print(render(("event type", "events", "departments"), by_type,
-                 title=f"{question_of('events_by_type')}  [ClickHouse {db}.events]"))
+    print(
+        render(
+            ("event type", "events", "departments"),
+            by_type,
+            title=f"{question_of('events_by_type')}  [ClickHouse {db}.events]",
+        )
+    )
     print()
     rows = []
     for code, events, types, last in by_dept:
         name = registry.get(code).name_zh if code in registry else "?"
         rows.append((code, name, events, types, last.strftime("%Y-%m-%d %H:%M")))
-    print(render(("dept", "department", "events", "types", "last published"), rows,
-                 title=f"{question_of('events_by_department')}  [ClickHouse {db}.events]"))
+    print(
+        render(
+            ("dept", "department", "events", "types", "last published"),
+            rows,
+            title=f"{question_of('events_by_department')}  [ClickHouse {db}.events]",
+        )
+    )
     print()
     dead = client.execute(f"SELECT count() FROM {db}.dead_letters FINAL")[0][0]
-    print(f"{total:,} distinct events in ClickHouse ({summary.published:,} published this run, "
-          f"{summary.rejected:,} rejected, {dead:,} dead letters on record)")
+    print(
+        f"{total:,} distinct events in ClickHouse ({summary.published:,} published this run, "
+        f"{summary.rejected:,} rejected, {dead:,} dead letters on record)"
+    )
     return 0

@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="act as the adapter of each record's source_dept (simulation and migration only)",
     )
-    p.add_argument("--mapping", help="mapping file, or the name of a shipped one (approval_register, case_register)")
+    p.add_argument(
+        "--mapping", help="mapping file, or the name of a shipped one (approval_register, case_register)"
+    )
     p.add_argument("--format", choices=("jsonl", "csv"), help="input format (default: from the suffix)")
     p.add_argument("--rejects", type=Path, help="reject file (default: FILE.rejects.jsonl beside the input)")
     p.add_argument("--prefix", help="topic prefix (default: HZBUS_TOPIC_PREFIX or 'hzbus')")
@@ -73,8 +75,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_progress:
         from tqdm import tqdm
 
-        progress = tqdm(total=_count_lines(path), unit="rec", desc=f"publish {path.name}", file=sys.stderr,
-                        mininterval=0.5)
+        progress = tqdm(
+            total=_count_lines(path),
+            unit="rec",
+            desc=f"publish {path.name}",
+            file=sys.stderr,
+            mininterval=0.5,
+        )
     done = 0
 
     def advance(_rec: object) -> None:

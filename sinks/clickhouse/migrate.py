@@ -66,12 +66,14 @@ def migrate(client: Any, database: str, directory: Path = MIGRATIONS_DIR) -> lis
     )
     applied = {
         int(v): (n, c)
-        for v, n, c in client.execute(f"SELECT version, name, checksum FROM {database}.schema_migrations FINAL")
+        for v, n, c in client.execute(
+            f"SELECT version, name, checksum FROM {database}.schema_migrations FINAL"
+        )
     }
     done = []
     for migration in load_migrations(directory):
         if migration.version in applied:
-            name, checksum = applied[migration.version]
+            _name, checksum = applied[migration.version]
             if checksum != migration.checksum:
                 raise UserError(
                     f"migration {migration.version:04d}_{migration.name} was applied to {database} with "

@@ -20,12 +20,29 @@ from schemas import codec
 #: dedup_version = VERSION_BASE - broker time in ms: the earliest publication wins the merge
 VERSION_BASE = (1 << 63) - 1
 EVENT_COLUMNS = (
-    "event_id", "type", "source_dept", "occurred_at", "recorded_at", "published_at", "ref_id",
-    "subject_id", "payload", "kafka_topic", "kafka_partition", "kafka_offset", "ingested_at",
+    "event_id",
+    "type",
+    "source_dept",
+    "occurred_at",
+    "recorded_at",
+    "published_at",
+    "ref_id",
+    "subject_id",
+    "payload",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "ingested_at",
     "dedup_version",
 )
 DEAD_LETTER_COLUMNS = (
-    "kafka_topic", "kafka_partition", "kafka_offset", "reason", "key", "value_base64", "dead_at",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "reason",
+    "key",
+    "value_base64",
+    "dead_at",
 )
 
 
@@ -71,7 +88,13 @@ def event_row(
 
 
 def dead_letter_row(
-    *, topic: str, partition: int, offset: int, reason: str, key: bytes | None, value: bytes | None,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    reason: str,
+    key: bytes | None,
+    value: bytes | None,
     dead_at: datetime,
 ) -> tuple[Any, ...]:
     return (

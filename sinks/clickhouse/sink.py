@@ -8,11 +8,12 @@ ReplacingMergeTree on ``event_id`` collapses the repeats (queries read ``FINAL``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from domain.events import SHANGHAI
@@ -67,10 +68,8 @@ class ClickHouseWriter:
                 log.warning("ClickHouse write failed (%s); retrying in %.1f s, batch kept", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
-                try:
+                with contextlib.suppress(Exception):  # it reconnects on the next execute
                     self.client.disconnect()
-                except Exception:  # noqa: S110 - reconnect happens on the next execute
-                    pass
 
 
 @dataclass
@@ -143,7 +142,7 @@ class EventSink:
             topics = set(self.consumer.list_topics(timeout=15).topics)
         except KafkaException as exc:
             raise UserError(f"cannot reach Kafka at {self.settings.kafka_bootstrap}: {exc.args[0]}") from None
-        missing = sorted(set(event_topics(self.prefix) + [self.dead_topic]) - topics)
+        missing = sorted({*event_topics(self.prefix), self.dead_topic} - topics)
         if missing:
             raise UserError(
                 f"topic(s) {', '.join(missing)} do not exist (create them with "
@@ -228,7 +227,7 @@ class EventSink:
             return
         if ts_type == 0 or ts_ms is None or ts_ms < 0:
             ts_ms = int(ingested.timestamp() * 1000)
-        event = event.with_published_at(datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc))
+        event = event.with_published_at(datetime.fromtimestamp(ts_ms / 1000, tz=UTC))
         events.append(
             event_row(
                 event,
@@ -245,9 +244,7 @@ class EventSink:
     def _dead(
         self, msg: Any, reason: str, ingested: datetime, dead: list[tuple[Any, ...]], stats: SinkStats
     ) -> None:
-        log.warning(
-            "dead letter %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason
-        )
+        log.warning("dead letter %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)
         headers = [
             ("hzbus-reason", reason.encode("utf-8")),
             ("hzbus-source-topic", msg.topic().encode("utf-8")),
@@ -257,14 +254,17 @@ class EventSink:
         self.dead_producer.produce(self.dead_topic, msg.value(), msg.key(), headers=headers)
         dead.append(
             dead_letter_row(
-                topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), reason=reason,
-                key=msg.key(), value=msg.value(), dead_at=ingested,
+                topic=msg.topic(),
+                partition=msg.partition(),
+                offset=msg.offset(),
+                reason=reason,
+                key=msg.key(),
+                value=msg.value(),
+                dead_at=ingested,
             )
         )
 
-    def _flush(
-        self, events: list[tuple[Any, ...]], dead: list[tuple[Any, ...]], stats: SinkStats
-    ) -> None:
+    def _flush(self, events: list[tuple[Any, ...]], dead: list[tuple[Any, ...]], stats: SinkStats) -> None:
         self.writer.write(events, dead)
         if dead:
             remaining = self.dead_producer.flush(60)

@@ -49,7 +49,10 @@ def sink_process(bus: Bus, *extra: str, batch_size: int | None = None) -> subpro
         env["HZBUS_SINK_BATCH_SECONDS"] = "0.05"
     return subprocess.Popen(
         [sys.executable, "-m", "hzbus.cli", "sink", "clickhouse", *extra],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
 
 

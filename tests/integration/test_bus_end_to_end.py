@@ -84,7 +84,9 @@ def test_a_sink_killed_mid_run_and_restarted_stores_every_event_once(bus: Bus, t
 
 
 def _has_table(bus: Bus) -> bool:
-    return bool(bus.query("SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'events'")[0][0])
+    return bool(
+        bus.query("SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'events'")[0][0]
+    )
 
 
 def test_a_corrupt_message_goes_to_the_dead_letter_topic_and_the_rest_land(bus: Bus, tmp_path: Path) -> None:
@@ -105,10 +107,13 @@ def test_a_corrupt_message_goes_to_the_dead_letter_topic_and_the_rest_land(bus: 
     assert all(r.startswith("does not decode") for r in reasons)
     assert any("fingerprint" in r for r in reasons)
 
-    consumer = Consumer({
-        "bootstrap.servers": bus.settings.kafka_bootstrap, "group.id": f"{bus.prefix}.check",
-        "auto.offset.reset": "earliest",
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bus.settings.kafka_bootstrap,
+            "group.id": f"{bus.prefix}.check",
+            "auto.offset.reset": "earliest",
+        }
+    )
     consumer.subscribe([f"{bus.prefix}.deadletter"])
     kept = []
     deadline = time.monotonic() + 30
@@ -117,7 +122,9 @@ def test_a_corrupt_message_goes_to_the_dead_letter_topic_and_the_rest_land(bus: 
         if msg is not None and not msg.error():
             kept.append(msg)
     consumer.close()
-    assert sorted(m.value() for m in kept) == sorted([b"this is not avro", b"\xc3\x01" + b"\x00" * 8 + b"\x02"])
+    assert sorted(m.value() for m in kept) == sorted(
+        [b"this is not avro", b"\xc3\x01" + b"\x00" * 8 + b"\x02"]
+    )
     headers = dict(kept[0].headers())
     assert headers["hzbus-source-topic"] == cases.encode()
     assert b"does not decode" in headers["hzbus-reason"]

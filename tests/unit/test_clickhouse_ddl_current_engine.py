@@ -10,6 +10,7 @@ import pytest
 
 from sinks.clickhouse.migrate import load_migrations
 from sinks.clickhouse.queries import load_query, query_names
+from sinks.clickhouse.rows import EVENT_COLUMNS
 
 chdb_session = pytest.importorskip("chdb.session")
 
@@ -43,13 +44,13 @@ def current() -> ChdbClient:
     client = ChdbClient()
     applied = migrate(client, "hz_current")
     assert [m.version for m in applied] == [m.version for m in load_migrations()]
+    row = (
+        "'e1', 'ApprovalIssued', 'HZ-SJJ', '2026-10-09 09:30:00', '2026-10-09 09:31:00', "
+        "'2026-10-09 09:31:01', 'A-1', '91330502MA2B3C4D5E', '{}', 'hzbus.approvals', 0"
+    )
     client.execute(
-        "INSERT INTO hz_current.events (event_id, type, source_dept, occurred_at, recorded_at, published_at, "
-        "ref_id, subject_id, payload, kafka_topic, kafka_partition, kafka_offset, ingested_at, dedup_version) VALUES "
-        "('e1', 'ApprovalIssued', 'HZ-SJJ', '2026-10-09 09:30:00', '2026-10-09 09:31:00', '2026-10-09 09:31:01', "
-        "'A-1', '91330502MA2B3C4D5E', '{}', 'hzbus.approvals', 0, 1, '2026-10-09 09:31:02', 5), "
-        "('e1', 'ApprovalIssued', 'HZ-SJJ', '2026-10-09 09:30:00', '2026-10-09 09:31:00', '2026-10-09 09:31:01', "
-        "'A-1', '91330502MA2B3C4D5E', '{}', 'hzbus.approvals', 0, 2, '2026-10-09 09:40:00', 4)"
+        f"INSERT INTO hz_current.events ({', '.join(EVENT_COLUMNS)}) VALUES "
+        f"({row}, 1, '2026-10-09 09:31:02', 5), ({row}, 2, '2026-10-09 09:40:00', 4)"
     )
     return client
 

@@ -45,15 +45,26 @@ def run(records, *, dept="HZ-SJJ", mapping=None, tmp_path: Path):
     console = io.StringIO()
     rejects = RejectWriter(tmp_path / "rejects.jsonl", "export", console=console)
     summary = publish_records(
-        records, publisher=publisher, registry=REGISTRY, rejects=rejects,
-        publishing_dept=dept, now=NOW, mapping=mapping,
+        records,
+        publisher=publisher,
+        registry=REGISTRY,
+        rejects=rejects,
+        publishing_dept=dept,
+        now=NOW,
+        mapping=mapping,
     )
-    kept = [orjson.loads(line) for line in (tmp_path / "rejects.jsonl").read_bytes().splitlines()] if rejects.count else []
+    kept = (
+        [orjson.loads(line) for line in (tmp_path / "rejects.jsonl").read_bytes().splitlines()]
+        if rejects.count
+        else []
+    )
     return summary, publisher.published, kept, console.getvalue()
 
 
 def jsonl(*lines: object) -> io.BytesIO:
-    return io.BytesIO(b"\n".join(line if isinstance(line, bytes) else orjson.dumps(line) for line in lines) + b"\n")
+    return io.BytesIO(
+        b"\n".join(line if isinstance(line, bytes) else orjson.dumps(line) for line in lines) + b"\n"
+    )
 
 
 def test_a_valid_canonical_event_is_published_with_its_fields(tmp_path: Path) -> None:
@@ -155,7 +166,11 @@ def test_a_failed_delivery_is_kept_as_a_reject(tmp_path: Path) -> None:
     rejects = RejectWriter(tmp_path / "r.jsonl", "export", console=None)
     summary = publish_records(
         read_jsonl(jsonl(discovered(event_id="e-1"), discovered(event_id="e-2"))),
-        publisher=publisher, registry=REGISTRY, rejects=rejects, publishing_dept="HZ-SJJ", now=NOW,
+        publisher=publisher,
+        registry=REGISTRY,
+        rejects=rejects,
+        publishing_dept="HZ-SJJ",
+        now=NOW,
     )
     assert summary.published == 1 and summary.rejected == 1
     kept = orjson.loads((tmp_path / "r.jsonl").read_bytes())

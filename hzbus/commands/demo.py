@@ -16,7 +16,8 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main job: infra, sample events, publish, sink, statistics")
-    p.add_argument("--days", type=int, default=92, help="days of simulated activity (default 92)")
+    p.add_argument("--days", type=int,
+                   help="days of simulated activity (default: from --start up to today, at most 92)")
     p.add_argument("--seed", type=int, default=2026, help="simulation seed (default 2026)")
     p.add_argument(
         "--start",
@@ -35,6 +36,7 @@ def say(text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from domain.departments import load_registry
     from hzbus.config import load_settings
+    from hzbus.errors import UserError
     from hzbus.tables import render
     from infra import manager
     from producers.pipeline import RejectWriter, publish_records
@@ -46,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     registry = load_registry()
+    if args.days is None:
+        args.days = max(1, min(92, (datetime.now(UTC).date() - args.start).days))
+    if args.days < 1:
+        raise UserError("--days must be at least 1")
     say("== 1/4 local Kafka and ClickHouse")
     manager.ensure_installed(settings)
     manager.ensure_up(settings)
@@ -100,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append((code, name, events, types, last.strftime("%Y-%m-%d %H:%M")))
     print(
         render(
-            ("dept", "department", "events", "types", "last published"),
+            ("dept", "department", "events", "types", "last published (+08:00)"),
             rows,
             title=f"{question_of('events_by_department')}  [ClickHouse {db}.events]",
         )

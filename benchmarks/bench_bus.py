@@ -22,7 +22,7 @@ import re
 import subprocess
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from domain.departments import load_registry
@@ -47,7 +47,7 @@ def simulate(n: int, work: Path) -> Path:
         full = work / "bench-full.jsonl"
         scale = 1.0
         while True:
-            count = write_simulation(full, days=92, seed=11, scale=scale)
+            count = write_simulation(full, days=92, seed=11, start=date(2026, 8, 20), scale=scale)
             if count >= n:
                 break
             scale *= 1.2 * n / count
@@ -170,7 +170,7 @@ def main() -> None:
         results["stored_distinct"] = stored
         client.execute(f"DROP DATABASE IF EXISTS {database}")
     finally:
-        manager.delete_topics(settings, prefix)
+        manager.delete_topics(load_settings(), prefix)
     results["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "bus.json").write_text(json.dumps(results, indent=2) + "\n")

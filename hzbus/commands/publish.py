@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         on_record=advance,
     )
     if progress is not None:
+        progress.update(done % 1000)
         progress.close()
     print(
         f"{path}: {summary.read} records read, {summary.published} published, {summary.rejected} rejected",

@@ -1,0 +1,277 @@
+"""The obligation engine: one pure core for the Faust worker, ``hzbus replay`` and the scorecard.
+
+- **Batch** (replay, scorecard): :func:`evaluate_events` groups events by correlation key, folds
+  each key's state and evaluates it at ``as_of``.
+- **Per key** (any shell): :func:`evaluate` and :func:`findings` of one :class:`KeyState`.
+- **Streaming** (Faust worker, state in a table keyed by the correlation key): :func:`apply` an
+  event, :func:`advance` when a due time passes; both return the new state and the changes
+  (:class:`ObligationChanged`, :class:`Alert`, :class:`AlertResolved`, :class:`FindingRaised`,
+  :class:`FindingWithdrawn`) against the state's previous evaluation. :func:`due_times` and
+  :func:`next_wakeup` feed a durable deadline index.
+
+No function reads the clock: ``as_of``/``now`` is an argument (tz-aware); the calendar is a value.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
+
+from domain.calendar import WorkingDayCalendar, shanghai_date
+from domain.events import SHANGHAI, Event
+from domain.obligations.keys import correlation_keys, key_prefix, key_ref, year_key
+from domain.obligations.model import (
+    Alert,
+    AlertResolved,
+    Change,
+    Finding,
+    FindingRaised,
+    FindingWithdrawn,
+    Obligation,
+    ObligationChanged,
+)
+from domain.obligations.rules.cases import case_transfer, transfer_ack, transfer_findings
+from domain.obligations.rules.complaints import complaint_referral
+from domain.obligations.rules.determinations import determination_reply
+from domain.obligations.rules.meetings import annual_joint_meeting
+from domain.obligations.rules.sharing import approval_share, penalty_share, written_share
+from domain.obligations.state import KeyState, fold
+
+Rule = Callable[[str, Sequence[Event], datetime, WorkingDayCalendar], Obligation | None]
+
+#: the rules evaluated for each kind of correlation key
+RULES: dict[str, tuple[Rule, ...]] = {
+    "case": (case_transfer, transfer_ack),
+    "complaint": (complaint_referral,),
+    "approval": (approval_share,),
+    "penalty": (penalty_share,),
+    "measure": (penalty_share,),
+    "share": (written_share,),
+    "request": (determination_reply,),
+}
+
+_ONE_SECOND = timedelta(seconds=1)
+
+
+def _require_aware(moment: datetime, name: str) -> None:
+    if not isinstance(moment, datetime) or moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got {moment!r}")
+
+
+def sort_key(obligation: Obligation) -> tuple[datetime, str]:
+    """The stable output order: due time, then obligation id."""
+    return (obligation.due_at, obligation.obligation_id)
+
+
+# -- per key ---------------------------------------------------------------------------------------
+
+
+def evaluate(state: KeyState, as_of: datetime, calendar: WorkingDayCalendar) -> list[Obligation]:
+    """The obligations of one key from the facts known at ``as_of`` (events with
+    ``occurred_at <= as_of``; for the sharing obligations, publication not after ``as_of``).
+    A ``year:<yyyy>`` key always has its annual_joint_meeting once the year has begun."""
+    _require_aware(as_of, "as_of")
+    prefix = key_prefix(state.key)
+    ref = key_ref(state.key)
+    if prefix == "year":
+        found = annual_joint_meeting(int(ref), state.events, as_of, calendar)
+        return [] if found is None else [found]
+    out = []
+    for rule in RULES[prefix]:
+        obligation = rule(ref, state.events, as_of, calendar)
+        if obligation is not None:
+            out.append(obligation)
+    return sorted(out, key=sort_key)
+
+
+def findings(state: KeyState, as_of: datetime) -> list[Finding]:
+    """The findings of one key at ``as_of`` (transfers only: ``case:`` keys)."""
+    _require_aware(as_of, "as_of")
+    if key_prefix(state.key) != "case":
+        return []
+    return transfer_findings(key_ref(state.key), state.events, as_of)
+
+
+def warn_at(obligation: Obligation, calendar: WorkingDayCalendar) -> datetime | None:
+    """When the ``due_soon`` warning begins: 00:00 Asia/Shanghai of the last working day of the
+    period (the due day itself for a working-day period; for the annual meeting the last working
+    day on or before 12-31). None while the clock is stopped."""
+    if obligation.clock_stopped_since is not None:
+        return None
+    day: date = shanghai_date(obligation.due_at)
+    for _ in range(366):
+        if calendar.is_working_day(day):
+            break
+        day -= timedelta(days=1)
+    return datetime.combine(day, time(0), tzinfo=SHANGHAI)
+
+
+def active_alerts(
+    obligations: Iterable[Obligation], as_of: datetime | None, calendar: WorkingDayCalendar
+) -> dict[tuple[str, str], Obligation]:
+    """The alerts whose condition holds at ``as_of``, by (obligation_id, alert kind):
+    ``missed`` while the obligation is missed; ``due_soon`` while it is open, its clock running
+    and :func:`warn_at` reached."""
+    out: dict[tuple[str, str], Obligation] = {}
+    if as_of is None:
+        return out
+    for o in obligations:
+        if o.status == "missed":
+            out[(o.obligation_id, "missed")] = o
+        elif o.status == "open":
+            w = warn_at(o, calendar)
+            if w is not None and w <= as_of <= o.due_at:
+                out[(o.obligation_id, "due_soon")] = o
+    return out
+
+
+# -- streaming -------------------------------------------------------------------------------------
+
+
+def apply(
+    state: KeyState, event: Event, calendar: WorkingDayCalendar, now: datetime
+) -> tuple[KeyState, list[Change]]:
+    """Add ``event`` to its key's state and re-evaluate at ``now`` (the stream's watermark; a
+    ``now`` earlier than the state's last evaluation is raised to it). Returns the new state and
+    the changes since the last evaluation. Idempotent: applying an event already seen changes
+    nothing (except what the passing of time does)."""
+    return advance(state.with_event(event), now, calendar)
+
+
+def advance(state: KeyState, now: datetime, calendar: WorkingDayCalendar) -> tuple[KeyState, list[Change]]:
+    """Re-evaluate the state at ``now`` (a due time or warning time has passed). Returns the new
+    state and the changes: an open obligation whose due time passed becomes ``missed`` and raises
+    the ``missed`` alert once; a late fulfilment turns it ``late`` and resolves the alert."""
+    _require_aware(now, "now")
+    as_of = now if state.as_of is None or now > state.as_of else state.as_of
+    obligations = evaluate(state, as_of, calendar)
+    found = findings(state, as_of)
+    changes: list[Change] = []
+    before = {o.obligation_id: o for o in state.obligations}
+    for o in obligations:
+        prev = before.get(o.obligation_id)
+        if prev is None or not prev.same_facts(o):
+            changes.append(ObligationChanged(o, prev, as_of))
+    changes.extend(_alert_changes(state.obligations, state.as_of, obligations, as_of, calendar))
+    old_findings = {f.finding_id: f for f in state.findings}
+    new_findings = {f.finding_id: f for f in found}
+    changes.extend(FindingRaised(f, as_of) for i, f in new_findings.items() if i not in old_findings)
+    changes.extend(FindingWithdrawn(f, as_of) for i, f in old_findings.items() if i not in new_findings)
+    new_state = replace(state, as_of=as_of, obligations=tuple(obligations), findings=tuple(found))
+    return new_state, changes
+
+
+def _alert_changes(
+    old: Sequence[Obligation],
+    old_as_of: datetime | None,
+    new: Sequence[Obligation],
+    as_of: datetime,
+    calendar: WorkingDayCalendar,
+) -> list[Change]:
+    before = active_alerts(old, old_as_of, calendar)
+    after = active_alerts(new, as_of, calendar)
+    current = {o.obligation_id: o for o in new}
+    out: list[Change] = []
+    for (oid, kind), o in sorted(before.items()):
+        if (oid, kind) in after:
+            continue
+        now_o = current.get(oid, o)
+        if now_o.fulfilled_at is not None:
+            resolved_at = now_o.fulfilled_at
+        elif kind == "due_soon" and now_o.status == "missed":
+            resolved_at = now_o.due_at
+        else:
+            resolved_at = as_of
+        out.append(AlertResolved(kind, now_o, resolved_at))
+    for (oid, kind), o in sorted(after.items()):
+        if (oid, kind) in before:
+            continue
+        raised_at = o.due_at if kind == "missed" else warn_at(o, calendar) or as_of
+        out.append(Alert(kind, o, raised_at))
+    return out
+
+
+def due_times(state: KeyState) -> list[tuple[str, datetime]]:
+    """(obligation_id, due_at) of the open obligations whose clock runs, as of the last
+    evaluation: the entries of a worker's durable deadline index. The obligation is missed from
+    the first instant after ``due_at`` (:func:`next_wakeup` gives that instant)."""
+    running = [o for o in state.obligations if o.status == "open" and o.clock_stopped_since is None]
+    return sorted(((o.obligation_id, o.due_at) for o in running), key=lambda x: (x[1], x[0]))
+
+
+def next_wakeup(state: KeyState, calendar: WorkingDayCalendar) -> datetime | None:
+    """The earliest moment after the last evaluation at which :func:`advance` may change
+    something: a ``due_soon`` warning begins, an open obligation turns missed (one second after
+    its due time: 00:00 of the next day), or a fact already in the state becomes known (an event
+    dated in the future of the watermark, or a decision's publication in a replayed file)."""
+    as_of = state.as_of
+    candidates: list[datetime] = []
+    for o in state.obligations:
+        if o.status != "open" or o.clock_stopped_since is not None:
+            continue
+        candidates.append(o.due_at + _ONE_SECOND)
+        w = warn_at(o, calendar)
+        if w is not None:
+            candidates.append(w)
+    for e in state.events:
+        candidates.append(e.occurred_at)
+        if e.type in ("ApprovalIssued", "PenaltyDecided", "CoerciveMeasureDecided"):
+            candidates.append(e.published_at or e.recorded_at)
+    later = [c for c in candidates if as_of is None or c > as_of]
+    return min(later) if later else None
+
+
+# -- batch -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """Everything a batch of events obliges at ``as_of``: obligations sorted by (due_at,
+    obligation_id), findings by (at, finding_id), and the states per key."""
+
+    as_of: datetime
+    obligations: list[Obligation]
+    findings: list[Finding]
+    states: dict[str, KeyState]
+
+
+def group_by_key(events: Iterable[Event]) -> dict[str, list[Event]]:
+    """The events of each correlation key (an event may belong to several keys)."""
+    groups: dict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        for key in correlation_keys(event):
+            groups[key].append(event)
+    return groups
+
+
+def years_to_assess(events: Iterable[Event], as_of: datetime) -> range:
+    """The years whose annual_joint_meeting is evaluated: from the year of the earliest event
+    known at ``as_of`` (or as_of's year) to as_of's year."""
+    last = shanghai_date(as_of).year
+    first = min((shanghai_date(e.occurred_at).year for e in events if e.occurred_at <= as_of), default=last)
+    return range(min(first, last), last + 1)
+
+
+def evaluate_events(events: Iterable[Event], as_of: datetime, calendar: WorkingDayCalendar) -> Evaluation:
+    """Fold ``events`` (any order, duplicates allowed) into per-key states and evaluate them at
+    ``as_of``: what ``hzbus replay`` prints and what the scorecard counts."""
+    _require_aware(as_of, "as_of")
+    events = list(events)
+    groups = group_by_key(events)
+    for year in years_to_assess(events, as_of):
+        groups.setdefault(year_key(year), [])
+    obligations: list[Obligation] = []
+    found: list[Finding] = []
+    states: dict[str, KeyState] = {}
+    for key, group in groups.items():
+        state = fold(key, group)
+        obs = evaluate(state, as_of, calendar)
+        fnd = findings(state, as_of)
+        states[key] = replace(state, as_of=as_of, obligations=tuple(obs), findings=tuple(fnd))
+        obligations.extend(obs)
+        found.extend(fnd)
+    obligations.sort(key=sort_key)
+    found.sort(key=lambda f: (f.at, f.finding_id))
+    return Evaluation(as_of, obligations, found, states)

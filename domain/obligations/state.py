@@ -1,0 +1,124 @@
+"""Per-key state as a fold over events: the set of facts seen, deduplicated by ``event_id``.
+
+The state holds the events themselves, not a running total, so applying the same events in any
+order and any number of times gives the same state (a set union), and every rule is evaluated
+afresh from the facts known at ``as_of``. Besides the facts, the state remembers the last
+evaluation (``as_of`` and the obligations and findings then), which the streaming API diffs
+against to emit only real changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from domain.events import Event
+from domain.obligations.keys import key_prefix
+from domain.obligations.model import Finding, Obligation
+
+
+def _order(event: Event) -> tuple[datetime, str]:
+    return (event.occurred_at, event.event_id)
+
+
+def _merge(old: Event, new: Event) -> Event:
+    """Two copies of one fact (same ``event_id``): keep the first publication time.
+
+    A producer's retry re-publishes the same event; the fact of publication is the earliest
+    broker append time. ``min`` ignoring None is commutative, so the order of arrival does not
+    matter.
+    """
+    times = [t for t in (old.published_at, new.published_at) if t is not None]
+    if not times:
+        return old
+    first = min(times)
+    return old if old.published_at == first else replace(old, published_at=first)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """The facts of one correlation key and the last evaluation of them.
+
+    ``events`` is sorted by (occurred_at, event_id) and holds each ``event_id`` once.
+    ``as_of`` is the latest moment evaluated (None before the first evaluation);
+    ``obligations`` and ``findings`` are the result of that evaluation.
+    """
+
+    key: str
+    events: tuple[Event, ...] = ()
+    as_of: datetime | None = None
+    obligations: tuple[Obligation, ...] = ()
+    findings: tuple[Finding, ...] = ()
+
+    def __post_init__(self) -> None:
+        key_prefix(self.key)
+
+    @property
+    def event_ids(self) -> frozenset[str]:
+        return frozenset(e.event_id for e in self.events)
+
+    def with_event(self, event: Event) -> KeyState:
+        """The state with ``event`` added (a no-op for an ``event_id`` already seen, except
+        that an earlier ``published_at`` of the same fact is kept)."""
+        for i, seen in enumerate(self.events):
+            if seen.event_id == event.event_id:
+                merged = _merge(seen, event)
+                if merged is seen:
+                    return self
+                return replace(self, events=(*self.events[:i], merged, *self.events[i + 1 :]))
+        events = sorted((*self.events, event), key=_order)
+        return replace(self, events=tuple(events))
+
+    def with_events(self, events: Iterable[Event]) -> KeyState:
+        """The state with all of ``events`` added (see :meth:`with_event`)."""
+        by_id = {e.event_id: e for e in self.events}
+        for event in events:
+            seen = by_id.get(event.event_id)
+            by_id[event.event_id] = event if seen is None else _merge(seen, event)
+        return replace(self, events=tuple(sorted(by_id.values(), key=_order)))
+
+    def to_dict(self, encode_event: Callable[[Event], Mapping[str, Any]]) -> dict[str, Any]:
+        """A JSON-ready dict for a durable table; ``encode_event`` is the codec's
+        ``to_canonical`` (plus ``published_at`` if the shell keeps it)."""
+        return {
+            "key": self.key,
+            "events": [dict(encode_event(e)) for e in self.events],
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "obligations": [o.to_dict() for o in self.obligations],
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], decode_event: Callable[[Mapping[str, Any]], Event]
+    ) -> KeyState:
+        """The inverse of :meth:`to_dict`."""
+        findings = tuple(
+            Finding(
+                finding_id=f["finding_id"],
+                kind=f["kind"],
+                ref=f["ref"],
+                dept=f["dept"],
+                at=datetime.fromisoformat(f["at"]),
+                clause=f["clause"],
+                rule_version=f["rule_version"],
+                details=tuple(f["details"]),
+                event_id=f["event_id"],
+            )
+            for f in data.get("findings", ())
+        )
+        as_of = data.get("as_of")
+        return cls(
+            key=data["key"],
+            events=tuple(sorted((decode_event(e) for e in data.get("events", ())), key=_order)),
+            as_of=datetime.fromisoformat(as_of) if as_of else None,
+            obligations=tuple(Obligation.from_dict(o) for o in data.get("obligations", ())),
+            findings=findings,
+        )
+
+
+def fold(key: str, events: Iterable[Event]) -> KeyState:
+    """The state of ``key`` after ``events`` (in any order, duplicates allowed); not evaluated."""
+    return KeyState(key).with_events(events)

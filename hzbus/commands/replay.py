@@ -1,0 +1,162 @@
+"""``hzbus replay``: evaluate the obligations of a file of canonical-JSON events at a moment.
+
+Thin shell over :func:`domain.obligations.evaluate_events`: read (``producers.readers``), decode
+(``schemas.codec``), load the real calendar, evaluate, print. A bad line is named on stderr and
+skipped; the command then ends with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from domain.calendar import shanghai_date
+from domain.events import Event
+from domain.obligations import KINDS, STATUSES, Evaluation, evaluate_events
+from hzbus.calendar_source import load_calendar
+from hzbus.errors import UserError
+from hzbus.tables import render
+from producers.readers import read_jsonl
+from schemas.codec import EventError, from_canonical
+
+FORMATS = ("jsonl", "table")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "replay",
+        help="evaluate the obligations of an event file at a moment (--as-of)",
+        description=(
+            "Read canonical-JSON events (one a line), fold them per correlation key and print every "
+            "obligation as known at --as-of: due time, status (open/met/late/missed), clause. Facts "
+            "dated after --as-of do not count; decisions count as shared at their recorded_at. Bad "
+            "lines are reported on stderr by line number and skipped (exit status 1)."
+        ),
+    )
+    p.add_argument("file", type=Path, metavar="FILE.jsonl", help="canonical-JSON events, one a line")
+    p.add_argument(
+        "--as-of",
+        required=True,
+        metavar="ISO-TIME",
+        help="the moment of evaluation, with its offset, e.g. 2026-11-20T00:00:00+08:00",
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="jsonl",
+        help="jsonl: one obligation a line (default); table: counts by kind and status, then the missed",
+    )
+    p.add_argument(
+        "--findings", action="store_true", help="jsonl: also print the findings, one a line, after the obligations"
+    )
+    p.set_defaults(handler=run)
+
+
+def parse_as_of(value: str) -> datetime:
+    """``--as-of``: an ISO-8601 time with an offset (a time without one is ambiguous)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"--as-of {value!r}: not an ISO-8601 time (e.g. 2026-11-20T00:00:00+08:00)") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise UserError(
+            f"--as-of {value!r} has no UTC offset: say which zone, e.g. {moment.isoformat()}+08:00 (Asia/Shanghai)"
+        )
+    return moment
+
+
+def read_events(path: Path) -> tuple[list[Event], list[str]]:
+    """The events of ``path`` and one message per bad line (``FILE:LINE: problem``)."""
+    events: list[Event] = []
+    errors: list[str] = []
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise UserError(f"{path}: {exc.strerror or exc}") from None
+    with fh:
+        for record in read_jsonl(fh):
+            if record.error is not None or record.data is None:
+                errors.append(f"{path}:{record.line}: {record.error}")
+                continue
+            try:
+                events.append(from_canonical(record.data))
+            except (EventError, ValueError, TypeError) as exc:
+                errors.append(f"{path}:{record.line}: {exc}")
+    return events, errors
+
+
+def run(args: argparse.Namespace) -> int:
+    as_of = parse_as_of(args.as_of)
+    if args.file.is_dir():
+        raise UserError(f"{args.file}: is a directory, expected a .jsonl file")
+    calendar = load_calendar()
+    warning = calendar.coverage_warning(shanghai_date(as_of))
+    if warning:
+        print(f"hzbus replay: warning: {warning}", file=sys.stderr)
+    events, errors = read_events(args.file)
+    for message in errors:
+        print(message, file=sys.stderr)
+    result = evaluate_events(events, as_of, calendar)
+    if args.format == "table":
+        sys.stdout.write(render_table(result) + "\n")
+    else:
+        sys.stdout.write(render_jsonl(result, with_findings=args.findings))
+    if errors:
+        print(
+            f"hzbus replay: {len(errors)} bad line(s) in {args.file} skipped; {len(events)} event(s) read",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def render_jsonl(result: Evaluation, with_findings: bool = False) -> str:
+    lines = [orjson.dumps(o.to_dict()).decode() for o in result.obligations]
+    if with_findings:
+        lines.extend(orjson.dumps(f.to_dict()).decode() for f in result.findings)
+    return "".join(line + "\n" for line in lines)
+
+
+def render_table(result: Evaluation) -> str:
+    counts = Counter((o.kind, o.status) for o in result.obligations)
+    rows: list[list[Any]] = []
+    for kind in KINDS:
+        row = [counts[(kind, s)] for s in STATUSES]
+        rows.append([kind, *row, sum(row)])
+    totals = [sum(counts[(k, s)] for k in KINDS) for s in STATUSES]
+    rows.append(["total", *totals, sum(totals)])
+    parts = [
+        render(
+            ["kind", *STATUSES, "all"],
+            rows,
+            title=f"Obligations as of {result.as_of.isoformat()}",
+        )
+    ]
+    missed = [o for o in result.obligations if o.status == "missed"]
+    if missed:
+        parts.append(
+            render(
+                ["kind", "ref", "responsible", "due_at", "delay WD", "clause"],
+                [
+                    [o.kind, o.ref, o.responsible_dept, o.due_at.isoformat(), o.delay_working_days, o.clause]
+                    for o in missed
+                ],
+                title=f"\nMissed ({len(missed)})",
+            )
+        )
+    by_finding = Counter((f.kind, f.clause) for f in result.findings)
+    if by_finding:
+        parts.append(
+            render(
+                ["finding", "clause", "count"],
+                [[k, c, n] for (k, c), n in sorted(by_finding.items())],
+                title="\nFindings",
+            )
+        )
+    return "\n".join(parts)

@@ -82,7 +82,7 @@ def penalty_on_approved_subject(state: SubjectState, policy: CorrelationPolicy) 
                 continue
             yield Correlation(
                 kind="penalty_on_approved_subject",
-                correlation_id=f"penalty_on_approved_subject:{p.penalty_id}:{approval_id}",
+                correlation_id=f"penalty_on_approved_subject:{state.subject}:{p.penalty_id}:{approval_id}",
                 subject=state.subject,
                 domain=p.domain,
                 approval_ids=(approval_id,),
@@ -97,7 +97,7 @@ def penalty_on_approved_subject(state: SubjectState, policy: CorrelationPolicy) 
             if p.suspends_permit:
                 yield Correlation(
                     kind="permit_suspension_notice",
-                    correlation_id=f"permit_suspension_notice:{p.penalty_id}:{approval_id}",
+                    correlation_id=f"permit_suspension_notice:{state.subject}:{p.penalty_id}:{approval_id}",
                     subject=state.subject,
                     domain=p.domain,
                     approval_ids=(approval_id,),
@@ -131,7 +131,7 @@ def unlicensed_no_approval_on_record(state: SubjectState, policy: CorrelationPol
         dept = policy.competent_depts.get(p.domain)
         yield Correlation(
             kind="unlicensed_no_approval_on_record",
-            correlation_id=f"unlicensed_no_approval_on_record:{p.penalty_id}",
+            correlation_id=f"unlicensed_no_approval_on_record:{state.subject}:{p.penalty_id}",
             subject=state.subject,
             domain=p.domain,
             approval_ids=(),
@@ -168,7 +168,7 @@ def approval_to_recently_penalised(state: SubjectState, policy: CorrelationPolic
             first = min(hits, key=lambda g: g.order)
             yield Correlation(
                 kind="approval_to_recently_penalised",
-                correlation_id=f"approval_to_recently_penalised:{approval_id}:{p.penalty_id}",
+                correlation_id=f"approval_to_recently_penalised:{state.subject}:{approval_id}:{p.penalty_id}",
                 subject=state.subject,
                 domain=p.domain,
                 approval_ids=(approval_id,),

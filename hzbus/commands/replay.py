@@ -53,7 +53,9 @@ def register(subparsers: Any) -> None:
         help="jsonl: one obligation a line (default); table: counts by kind and status, then the missed",
     )
     p.add_argument(
-        "--findings", action="store_true", help="jsonl: also print the findings, one a line, after the obligations"
+        "--findings",
+        action="store_true",
+        help="jsonl: also print the findings, one a line, after the obligations",
     )
     p.set_defaults(handler=run)
 
@@ -66,7 +68,8 @@ def parse_as_of(value: str) -> datetime:
         raise UserError(f"--as-of {value!r}: not an ISO-8601 time (e.g. 2026-11-20T00:00:00+08:00)") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise UserError(
-            f"--as-of {value!r} has no UTC offset: say which zone, e.g. {moment.isoformat()}+08:00 (Asia/Shanghai)"
+            f"--as-of {value!r} has no UTC offset: say which zone, "
+            f"e.g. {moment.isoformat()}+08:00 (Asia/Shanghai)"
         )
     return moment
 

@@ -1,0 +1,117 @@
+"""``hzbus replay``: obligations on stdout, bad lines named on stderr, exit 1, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from hzbus.cli import main
+
+VIOLATION = {
+    "type": "ViolationDiscovered",
+    "event_id": "e1",
+    "source_dept": "DQ-ZD-WK",
+    "occurred_at": "2026-09-30T10:00:00+08:00",
+    "recorded_at": "2026-09-30T10:05:00+08:00",
+    "case_id": "C1",
+    "subject_id": "91330521MA2B3C4D5E",
+    "domain": "market",
+    "matter_code": "MK-P01",
+    "jurisdiction_dept": "HZ-SJJ",
+    "urgent": False,
+    "origin": "inspection",
+}
+APPROVAL = {
+    "type": "ApprovalIssued",
+    "event_id": "e2",
+    "source_dept": "HZ-SJJ",
+    "occurred_at": "2026-10-08T10:00:00+08:00",
+    "recorded_at": "2026-10-08T11:00:00+08:00",
+    "approval_id": "A1",
+    "subject_id": "91330521MA2B3C4D5E",
+    "domain": "market",
+    "matter_code": "MK-L01",
+    "approval_kind": "license",
+    "decision": "granted",
+    "valid_until": None,
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_calendar_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HZBUS_CALENDAR_OVERRIDES", raising=False)
+
+
+def write(tmp_path: Path, lines: list[bytes]) -> Path:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_replay_prints_obligations_names_bad_lines_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unknown = dict(VIOLATION, type="ViolationImagined", event_id="e9")
+    path = write(
+        tmp_path,
+        [
+            orjson.dumps(VIOLATION),
+            b'{"type": "ViolationDiscovered",',
+            orjson.dumps(unknown),
+            orjson.dumps(APPROVAL),
+        ],
+    )
+    code = main(["replay", str(path), "--as-of", "2026-10-12T00:00:00+08:00"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert f"{path}:2: malformed JSON" in err
+    assert f"{path}:3: " in err and "ViolationImagined" in err
+    assert "Traceback" not in err
+    rows = [orjson.loads(line) for line in out.splitlines()]
+    assert [(r["kind"], r["ref"], r["status"]) for r in rows] == [
+        ("case_transfer", "C1", "missed"),  # due Sat 10-10 (make-up day)
+        ("approval_share", "A1", "met"),
+        ("annual_joint_meeting", "2026", "open"),
+    ]
+    first = rows[0]
+    assert first["due_at"] == "2026-10-10T23:59:59+08:00" and first["responsible_dept"] == "DQ-ZD-WK"
+    assert (
+        first["clause"] == "协作机制 二(一)"
+        and first["provisional"] is False
+        and first["fulfilled_at"] is None
+    )
+    assert first["started_at"] == "2026-09-30T10:00:00+08:00"
+
+
+def test_replay_of_a_clean_file_exits_0_and_the_table_counts_by_kind_and_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, [orjson.dumps(VIOLATION), orjson.dumps(APPROVAL)])
+    code = main(["replay", str(path), "--as-of", "2026-10-12T00:00:00+08:00", "--format", "table"])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    assert "case_transfer" in out and "Missed (1)" in out and "C1" in out
+
+
+def test_as_of_without_an_offset_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, [orjson.dumps(VIOLATION)])
+    code = main(["replay", str(path), "--as-of", "2026-10-12T00:00:00"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "no UTC offset" in err and "Traceback" not in err
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["replay", str(tmp_path / "nope.jsonl"), "--as-of", "2026-10-12T00:00:00+08:00"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "nope.jsonl" in err
+
+
+def test_replay_warns_when_the_official_calendar_is_about_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, [orjson.dumps(VIOLATION)])
+    assert main(["replay", str(path), "--as-of", "2026-12-01T00:00:00+08:00"]) == 0
+    _, err = capsys.readouterr()
+    assert "provisional" in err

@@ -21,7 +21,7 @@ from datetime import date, datetime, time, timedelta
 
 from domain.calendar import WorkingDayCalendar, shanghai_date
 from domain.events import SHANGHAI, Event
-from domain.obligations.keys import correlation_keys, key_prefix, key_ref, year_key
+from domain.obligations.keys import correlation_keys, year_key
 from domain.obligations.model import (
     Alert,
     AlertResolved,
@@ -37,7 +37,7 @@ from domain.obligations.rules.complaints import complaint_referral
 from domain.obligations.rules.determinations import determination_reply
 from domain.obligations.rules.meetings import annual_joint_meeting
 from domain.obligations.rules.sharing import approval_share, penalty_share, written_share
-from domain.obligations.state import KeyState, fold
+from domain.obligations.state import KeyState, unique_events
 
 Rule = Callable[[str, Sequence[Event], datetime, WorkingDayCalendar], Obligation | None]
 
@@ -73,8 +73,7 @@ def evaluate(state: KeyState, as_of: datetime, calendar: WorkingDayCalendar) -> 
     ``occurred_at <= as_of``; for the sharing obligations, publication not after ``as_of``).
     A ``year:<yyyy>`` key always has its annual_joint_meeting once the year has begun."""
     _require_aware(as_of, "as_of")
-    prefix = key_prefix(state.key)
-    ref = key_ref(state.key)
+    prefix, _, ref = state.key.partition(":")  # checked by KeyState
     if prefix == "year":
         found = annual_joint_meeting(int(ref), state.events, as_of, calendar)
         return [] if found is None else [found]
@@ -83,15 +82,18 @@ def evaluate(state: KeyState, as_of: datetime, calendar: WorkingDayCalendar) -> 
         obligation = rule(ref, state.events, as_of, calendar)
         if obligation is not None:
             out.append(obligation)
-    return sorted(out, key=sort_key)
+    if len(out) > 1:
+        out.sort(key=sort_key)
+    return out
 
 
 def findings(state: KeyState, as_of: datetime) -> list[Finding]:
     """The findings of one key at ``as_of`` (transfers only: ``case:`` keys)."""
     _require_aware(as_of, "as_of")
-    if key_prefix(state.key) != "case":
+    prefix, _, ref = state.key.partition(":")
+    if prefix != "case":
         return []
-    return transfer_findings(key_ref(state.key), state.events, as_of)
+    return transfer_findings(ref, state.events, as_of)
 
 
 def warn_at(obligation: Obligation, calendar: WorkingDayCalendar) -> datetime | None:
@@ -266,10 +268,10 @@ def evaluate_events(events: Iterable[Event], as_of: datetime, calendar: WorkingD
     found: list[Finding] = []
     states: dict[str, KeyState] = {}
     for key, group in groups.items():
-        state = fold(key, group)
+        state = KeyState(key, unique_events(group))
         obs = evaluate(state, as_of, calendar)
         fnd = findings(state, as_of)
-        states[key] = replace(state, as_of=as_of, obligations=tuple(obs), findings=tuple(fnd))
+        states[key] = KeyState(key, state.events, as_of, tuple(obs), tuple(fnd))
         obligations.extend(obs)
         found.extend(fnd)
     obligations.sort(key=sort_key)

@@ -112,9 +112,9 @@ class Obligation:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: times as ISO-8601 strings with their offset (+08:00)."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value.isoformat() if isinstance(value, datetime) else value
+        for name in _OBLIGATION_FIELDS:
+            value = getattr(self, name)
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
         return out
 
     @classmethod
@@ -130,6 +130,9 @@ class Obligation:
         """Equal except for ``delay_working_days`` (which grows every day an obligation stays missed)."""
         names = (f.name for f in fields(self) if f.name != "delay_working_days")
         return all(getattr(self, n) == getattr(other, n) for n in names)
+
+
+_OBLIGATION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Obligation))
 
 
 @dataclass(frozen=True, slots=True)

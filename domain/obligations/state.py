@@ -73,11 +73,7 @@ class KeyState:
 
     def with_events(self, events: Iterable[Event]) -> KeyState:
         """The state with all of ``events`` added (see :meth:`with_event`)."""
-        by_id = {e.event_id: e for e in self.events}
-        for event in events:
-            seen = by_id.get(event.event_id)
-            by_id[event.event_id] = event if seen is None else _merge(seen, event)
-        return replace(self, events=tuple(sorted(by_id.values(), key=_order)))
+        return replace(self, events=unique_events((*self.events, *events)))
 
     def to_dict(self, encode_event: Callable[[Event], Mapping[str, Any]]) -> dict[str, Any]:
         """A JSON-ready dict for a durable table; ``encode_event`` is the codec's
@@ -119,6 +115,15 @@ class KeyState:
         )
 
 
+def unique_events(events: Iterable[Event]) -> tuple[Event, ...]:
+    """``events`` once per ``event_id`` (first publication kept), sorted by (occurred_at, event_id)."""
+    by_id: dict[str, Event] = {}
+    for event in events:
+        seen = by_id.get(event.event_id)
+        by_id[event.event_id] = event if seen is None else _merge(seen, event)
+    return tuple(sorted(by_id.values(), key=_order))
+
+
 def fold(key: str, events: Iterable[Event]) -> KeyState:
     """The state of ``key`` after ``events`` (in any order, duplicates allowed); not evaluated."""
-    return KeyState(key).with_events(events)
+    return KeyState(key, unique_events(events))

@@ -77,7 +77,8 @@ def validate_event(
             )
     if "event_id" not in obj or obj["event_id"] in ("", None):
         obj["event_id"] = derive_event_id(obj, key_fields)
-    obj.setdefault("recorded_at", now.isoformat())
+    if "recorded_at" not in obj:
+        obj["recorded_at"] = now.isoformat()
     try:
         event = codec.from_canonical(obj)
     except codec.EventError as exc:

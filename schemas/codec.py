@@ -24,6 +24,7 @@ import copy
 import difflib
 import json
 import re
+import struct as _struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -301,6 +302,10 @@ class _Writer:
 class _Registry:
     current: dict[str, _Spec]
     writers: dict[bytes, _Writer]  # by header: MAGIC + fingerprint
+    # generated fast paths (see the end of this module): by type, and by header for decoders
+    readers: dict[str, Callable[[dict[str, Any]], Event]]
+    encoders: dict[str, Callable[[Event], bytes | None]]
+    decoders: dict[bytes, Callable[[bytes], Event]]
 
 
 _REGISTRY: _Registry | None = None
@@ -331,7 +336,13 @@ def _registry() -> _Registry:
             if spec.header not in writers:
                 now = current[spec.type]
                 writers[spec.header] = _Writer(spec, now, now.parsed)
-        _REGISTRY = _Registry(current, writers)
+        _REGISTRY = _Registry(
+            current,
+            writers,
+            readers={t: _gen_reader(s) for t, s in current.items()},
+            encoders={t: _gen_encoder(s) for t, s in current.items()},
+            decoders={s.header: _gen_decoder(s) for s in current.values()},
+        )
     return _REGISTRY
 
 
@@ -544,6 +555,13 @@ def from_canonical(obj: Mapping[str, Any]) -> Event:
     """The :class:`Event` of one canonical JSON object, validated strictly against the current
     schema of its ``type``. Times come back in +08:00; optional fields may be absent or null
     (both give ``None``). Department codes are not checked here (the producer does that)."""
+    if type(obj) is dict:
+        read = (_REGISTRY or _registry()).readers.get(obj.get("type"))  # type: ignore[arg-type]
+        if read is not None:
+            try:
+                return read(obj)
+            except Exception:  # not the ordinary case: the general code decides and explains
+                pass
     if not isinstance(obj, Mapping):
         raise EventError(f"event: expected a JSON object, got {_kind(obj)}")
     if "type" not in obj:
@@ -653,6 +671,14 @@ def encode(event: Event) -> bytes:
     Checks structure (unknown type, unknown or missing fields, wrong value types, enum
     values) and raises :class:`EventError` naming the field; use :func:`validate` for the
     full strict check of :func:`from_canonical` (patterns, booleans given as numbers)."""
+    write = (_REGISTRY or _registry()).encoders.get(event.type)
+    if write is not None:
+        try:
+            data = write(event)
+        except Exception:  # not the ordinary case: fastavro decides and explains
+            data = None
+        if data is not None:
+            return data
     return _encode(_current(event.type), event)
 
 
@@ -735,6 +761,12 @@ def decode(data: bytes) -> Event:
     Times are in +08:00; ``published_at`` is ``None`` (the consumer sets the broker's time)."""
     if type(data) is not bytes:
         data = _as_bytes(data)
+    fast = (_REGISTRY or _registry()).decoders.get(data[:HEADER_SIZE])
+    if fast is not None:
+        try:
+            return fast(data)
+        except Exception:  # not the ordinary case: fastavro decides and explains
+            pass
     writer = _header(data)
     body = BytesIO(data)
     body.seek(HEADER_SIZE)
@@ -763,3 +795,418 @@ def decode(data: bytes) -> Event:
         if value is not None:
             record[name] = convert(value)
     return Event(spec.type, event_id, source_dept, occurred_at, recorded_at, record)
+
+
+# --------------------------------------------------------------------------- generated fast paths
+#
+# Per-schema Python functions generated from the .avsc (exec'd once, on first use) for the
+# hot paths. Each one handles the ordinary case only: exact types, no surprises. Whenever an
+# input is anything else, it returns ``None`` (the encoder, the canonical reader) or raises
+# ``_Slow`` (the decoder), and the caller runs the general code above, which produces the
+# result or the error message exactly as before. The encoder's bytes are those of fastavro
+# (tests/unit/test_codec_fast.py proves it over every type and edge values).
+
+
+class _Slow(Exception):
+    """The input is not the ordinary case: take the general path."""
+
+
+_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
+_INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
+#: the zigzag varint of 0..63, one byte each (string lengths, small longs, indexes)
+_SMALL = tuple(bytes(((n << 1),)) for n in range(64))
+
+
+def _zigzag(n: int) -> bytes:
+    """The Avro zigzag varint of a long (the caller has checked the 64-bit range)."""
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def _read_long(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, next position) of the varint at ``pos``; ``_Slow`` on anything unusual."""
+    z = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        z |= (b & 0x7F) << shift
+        if b < 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            raise _Slow
+    if z >> 64:
+        raise _Slow
+    return (z >> 1) ^ -(z & 1), pos
+
+
+def _branch(t: Any) -> tuple[Any, int]:
+    """(the non-null branch, index of null) of a union, or (t, -1) for a plain type."""
+    if isinstance(t, list):
+        return next(b for b in t if b != "null"), t.index("null")
+    return t, -1
+
+
+def _enum_indexes(t: _Type) -> dict[str, int]:
+    """Value accepted by :func:`_encode` -> Avro symbol index (as ``to_avro`` then fastavro)."""
+    avro = [(t.to_avro or {}).get(s, s) for s in t.symbols]
+    accepted = set(avro) | set(t.to_avro or {})
+    out = {}
+    for value in accepted:
+        symbol = (t.to_avro or {}).get(value, value)
+        if symbol in avro:
+            out[value] = avro.index(symbol)
+    return out
+
+
+def _gen_encoder(spec: _Spec) -> Callable[[Event], bytes | None]:
+    """``encode(event)`` for one schema, or ``None`` where fastavro must decide."""
+    env: dict[str, Any] = {
+        "_EPOCH": _EPOCH,
+        "_EPOCH_DATE": _EPOCH_DATE,
+        "_MS": _MS,
+        "_SMALL": _SMALL,
+        "_zigzag": _zigzag,
+        "_pack_d": _struct.Struct("<d").pack,
+        "_pack_f": _struct.Struct("<f").pack,
+        "_NAMES": spec.names,
+        "_HEADER": spec.header,
+        "_LMIN": _LONG_MIN,
+        "_LMAX": _LONG_MAX,
+        "_IMIN": _INT_MIN,
+        "_IMAX": _INT_MAX,
+    }
+    lines = [
+        "def encode(event):",
+        "    fields = event.fields",
+        "    if not _NAMES.issuperset(fields):",
+        "        return None",
+        "    get = fields.get",
+        "    out = [_HEADER]",
+        "    w = out.append",
+    ]
+
+    def emit(kind: _Type, var: str, ind: str, n: list[int]) -> None:
+        k = kind.kind
+        if k in ("string",):
+            lines.extend(
+                [
+                    f"{ind}if type({var}) is not str: return None",
+                    f"{ind}b = {var}.encode()",
+                    f"{ind}n = len(b)",
+                    f"{ind}w(_SMALL[n] if n < 64 else _zigzag(n))",
+                    f"{ind}w(b)",
+                ]
+            )
+        elif k == "enum":
+            name = f"_ENUM{len(env)}"
+            env[name] = {v: _SMALL[i] if i < 64 else _zigzag(i) for v, i in _enum_indexes(kind).items()}
+            lines.extend(
+                [
+                    f"{ind}if type({var}) is not str: return None",
+                    f"{ind}b = {name}.get({var})",
+                    f"{ind}if b is None: return None",
+                    f"{ind}w(b)",
+                ]
+            )
+        elif k == "boolean":
+            lines.extend(
+                [f"{ind}if type({var}) is not bool: return None", f"{ind}w(b'\\x01' if {var} else b'\\x00')"]
+            )
+        elif k in ("int", "long"):
+            lo, hi = ("_IMIN", "_IMAX") if k == "int" else ("_LMIN", "_LMAX")
+            lines.extend(
+                [
+                    f"{ind}if type({var}) is not int or not {lo} <= {var} <= {hi}: return None",
+                    f"{ind}w(_SMALL[{var}] if 0 <= {var} < 64 else _zigzag({var}))",
+                ]
+            )
+        elif k in ("double", "float"):
+            pack = "_pack_d" if k == "double" else "_pack_f"
+            lines.extend([f"{ind}if type({var}) is not float: return None", f"{ind}w({pack}({var}))"])
+        elif k == "timestamp":
+            lines.extend(
+                [
+                    f"{ind}if type({var}) is not datetime or {var}.tzinfo is None: return None",
+                    f"{ind}m = ({var} - _EPOCH) // _MS",
+                    f"{ind}if not _LMIN <= m <= _LMAX: return None",
+                    f"{ind}w(_zigzag(m))",
+                ]
+            )
+        elif k == "date":
+            lines.extend(
+                [
+                    f"{ind}if type({var}) is not date: return None",
+                    f"{ind}m = ({var} - _EPOCH_DATE).days",
+                    f"{ind}if not _IMIN <= m <= _IMAX: return None",
+                    f"{ind}w(_zigzag(m))",
+                ]
+            )
+        elif k == "array" and kind.items is not None:
+            item = f"i{n[0]}"
+            n[0] += 1
+            lines.extend(
+                [
+                    f"{ind}if type({var}) is not list: return None",
+                    f"{ind}if {var}:",
+                    f"{ind}    w(_SMALL[len({var})] if len({var}) < 64 else _zigzag(len({var})))",
+                    f"{ind}    for {item} in {var}:",
+                ]
+            )
+            emit(kind.items, item, ind + "        ", n)
+            lines.append(f"{ind}w(b'\\x00')")
+        else:  # pragma: no cover - _type_of admits no other kind
+            raise AssertionError(k)
+
+    counter = [0]
+    for name in ("event_id", "source_dept", "occurred_at", "recorded_at"):
+        lines.append(f"    v = event.{name}")
+        emit(_TIMESTAMP if name.endswith("_at") else _Type("string"), "v", "    ", counter)
+    for f, raw in zip(spec.fields, spec.raw["fields"][len(COMMON_FIELDS) :], strict=True):
+        lines.append(f"    v = get({f.name!r})")
+        if f.optional:
+            null_index = _branch(raw["type"])[1]
+            lines.extend(
+                [
+                    "    if v is None:",
+                    f"        w({_SMALL[null_index]!r})",
+                    "    else:",
+                    f"        w({_SMALL[1 - null_index]!r})",
+                ]
+            )
+            emit(f.type, "v", "        ", counter)
+        else:
+            lines.append("    if v is None: return None")
+            emit(f.type, "v", "    ", counter)
+    lines.append("    return b''.join(out)")
+    env["datetime"], env["date"] = datetime, date
+    exec("\n".join(lines), env)  # source generated above from the schema
+    fn: Callable[[Event], bytes | None] = env["encode"]
+    return fn
+
+
+def _gen_decoder(spec: _Spec) -> Callable[[bytes], Event]:
+    """``decode(data)`` of single-object bytes written with ``spec`` (the current version);
+    raises ``_Slow`` (or any error) where fastavro must decide."""
+    env: dict[str, Any] = {
+        "_Slow": _Slow,
+        "_read_long": _read_long,
+        "_EPOCH": _EPOCH,
+        "_MS": _MS,
+        "_date_of": _date_of,
+        "_unpack_d": _struct.Struct("<d").unpack_from,
+        "_unpack_f": _struct.Struct("<f").unpack_from,
+        "Event": Event,
+        "_TYPE": spec.type,
+    }
+    lines = ["def decode(data):", f"    pos = {HEADER_SIZE}", "    size = len(data)"]
+
+    def emit(kind: _Type, target: str, ind: str, n: list[int]) -> None:
+        k = kind.kind
+        if k == "string":
+            lines.extend(
+                [
+                    f"{ind}z = data[pos]",
+                    f"{ind}if z < 0x80:",
+                    f"{ind}    if z & 1: raise _Slow",
+                    f"{ind}    pos += 1",
+                    f"{ind}    z >>= 1",
+                    f"{ind}else:",
+                    f"{ind}    z, pos = _read_long(data, pos)",
+                    f"{ind}    if z < 0: raise _Slow",
+                    f"{ind}end = pos + z",
+                    f"{ind}if end > size: raise _Slow",
+                    f"{ind}{target} = data[pos:end].decode()",
+                    f"{ind}pos = end",
+                ]
+            )
+        elif k == "enum":
+            name = f"_ENUM{len(env)}"
+            from_avro = kind.from_avro or {}
+            avro = [(kind.to_avro or {}).get(s, s) for s in kind.symbols]
+            env[name] = tuple(from_avro.get(s, s) for s in avro)
+            lines.extend(
+                [
+                    f"{ind}z = data[pos]",
+                    f"{ind}if z >= 0x80 or z & 1: raise _Slow",
+                    f"{ind}pos += 1",
+                    f"{ind}{target} = {name}[z >> 1]",
+                ]
+            )
+        elif k == "boolean":
+            lines.extend(
+                [
+                    f"{ind}z = data[pos]",
+                    f"{ind}if z > 1: raise _Slow",
+                    f"{ind}pos += 1",
+                    f"{ind}{target} = z == 1",
+                ]
+            )
+        elif k in ("int", "long", "timestamp", "date"):
+            lines.append(f"{ind}z, pos = _read_long(data, pos)")
+            if k in ("int", "date"):
+                lines.append(f"{ind}if not {_INT_MIN} <= z <= {_INT_MAX}: raise _Slow")
+            value = {"timestamp": "_EPOCH + _MS * z", "date": "_date_of(z)"}.get(k, "z")
+            lines.append(f"{ind}{target} = {value}")
+        elif k in ("double", "float"):
+            width, unpack = (8, "_unpack_d") if k == "double" else (4, "_unpack_f")
+            lines.extend(
+                [
+                    f"{ind}if pos + {width} > size: raise _Slow",
+                    f"{ind}{target} = {unpack}(data, pos)[0]",
+                    f"{ind}pos += {width}",
+                ]
+            )
+        elif k == "array" and kind.items is not None:
+            items, count = f"a{n[0]}", f"c{n[0]}"
+            n[0] += 1
+            lines.extend(
+                [
+                    f"{ind}{items} = []",
+                    f"{ind}while True:",
+                    f"{ind}    {count}, pos = _read_long(data, pos)",
+                    f"{ind}    if {count} == 0: break",
+                    f"{ind}    if {count} < 0: raise _Slow",
+                    f"{ind}    for _ in range({count}):",
+                ]
+            )
+            emit(kind.items, "x", ind + "        ", n)
+            lines.extend([f"{ind}        {items}.append(x)", f"{ind}{target} = {items}"])
+        else:  # pragma: no cover - _type_of admits no other kind
+            raise AssertionError(k)
+
+    counter = [0]
+    emit(_Type("string"), "event_id", "    ", counter)
+    emit(_Type("string"), "source_dept", "    ", counter)
+    emit(_TIMESTAMP, "occurred_at", "    ", counter)
+    emit(_TIMESTAMP, "recorded_at", "    ", counter)
+    names = []
+    for i, (f, raw) in enumerate(zip(spec.fields, spec.raw["fields"][len(COMMON_FIELDS) :], strict=True)):
+        var = f"f{i}"
+        names.append((f.name, var))
+        if f.optional:
+            null_index = _branch(raw["type"])[1]
+            lines.extend(
+                [
+                    "    z = data[pos]",
+                    "    pos += 1",
+                    f"    if z == {null_index << 1}: {var} = None",
+                    f"    elif z == {(1 - null_index) << 1}:",
+                ]
+            )
+            emit(f.type, var, "        ", counter)
+            lines.append("    else: raise _Slow")
+        else:
+            emit(f.type, var, "    ", counter)
+    lines.append("    if pos != size: raise _Slow")
+    record = ", ".join(f"{name!r}: {var}" for name, var in names)
+    lines.append(f"    return Event(_TYPE, event_id, source_dept, occurred_at, recorded_at, {{{record}}})")
+    exec("\n".join(lines), env)  # source generated above from the schema
+    fn: Callable[[bytes], Event] = env["decode"]
+    return fn
+
+
+def _parse_time_fast(value: Any) -> datetime:
+    """:func:`_parse_timestamp` of an ordinary ISO string; ``_Slow`` (or any error) otherwise."""
+    if type(value) is not str:
+        raise _Slow
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise _Slow
+    micro = parsed.microsecond
+    if micro % 1000:
+        parsed = parsed.replace(microsecond=micro // 1000 * 1000)
+    return parsed.astimezone(SHANGHAI)
+
+
+def _gen_reader(spec: _Spec) -> Callable[[dict[str, Any]], Event]:
+    """``from_canonical(obj)`` for one schema and an ordinary, valid object; raises ``_Slow``
+    (or any error) where :func:`from_canonical`'s general code must decide or explain."""
+    env: dict[str, Any] = {
+        "_Slow": _Slow,
+        "_ts": _parse_time_fast,
+        "_ALLOWED": spec.names | _COMMON_AND_TYPE,
+        "_date": date.fromisoformat,
+        "Event": Event,
+        "_TYPE": spec.type,
+    }
+    lines = [
+        "def read(obj):",
+        "    if not _ALLOWED.issuperset(obj): raise _Slow",
+        "    get = obj.get",
+        "    event_id = get('event_id')",
+        "    source_dept = get('source_dept')",
+        "    if type(event_id) is not str or type(source_dept) is not str: raise _Slow",
+        "    occurred_at = _ts(get('occurred_at'))",
+        "    recorded_at = _ts(get('recorded_at'))",
+    ]
+
+    def emit(kind: _Type, src: str, target: str, ind: str, n: list[int]) -> None:
+        k = kind.kind
+        if k == "string":
+            lines.extend([f"{ind}if type({src}) is not str: raise _Slow", f"{ind}{target} = {src}"])
+        elif k == "enum":
+            name = f"_SYM{len(env)}"
+            env[name] = frozenset(kind.symbols)
+            lines.extend(
+                [
+                    f"{ind}if type({src}) is not str or {src} not in {name}: raise _Slow",
+                    f"{ind}{target} = {src}",
+                ]
+            )
+        elif k == "boolean":
+            lines.extend([f"{ind}if type({src}) is not bool: raise _Slow", f"{ind}{target} = {src}"])
+        elif k in ("double", "float"):
+            lines.extend(
+                [
+                    f"{ind}if type({src}) is not float and type({src}) is not int: raise _Slow",
+                    f"{ind}{target} = float({src})",
+                ]
+            )
+        elif k in ("int", "long"):
+            lines.extend([f"{ind}if type({src}) is not int: raise _Slow", f"{ind}{target} = {src}"])
+        elif k == "timestamp":
+            lines.append(f"{ind}{target} = _ts({src})")
+        elif k == "date":
+            lines.extend([f"{ind}if type({src}) is not str: raise _Slow", f"{ind}{target} = _date({src})"])
+        elif k == "array" and kind.items is not None:
+            item, out = f"i{n[0]}", f"a{n[0]}"
+            n[0] += 1
+            lines.extend(
+                [
+                    f"{ind}if type({src}) is not list: raise _Slow",
+                    f"{ind}{out} = []",
+                    f"{ind}for {item} in {src}:",
+                ]
+            )
+            emit(kind.items, item, "x", ind + "    ", n)
+            lines.extend([f"{ind}    {out}.append(x)", f"{ind}{target} = {out}"])
+        else:  # pragma: no cover - _type_of admits no other kind
+            raise AssertionError(k)
+
+    counter = [0]
+    names = []
+    for i, f in enumerate(spec.fields):
+        var = f"f{i}"
+        names.append((f.name, var))
+        lines.append(f"    v = get({f.name!r})")
+        if f.optional:
+            lines.extend([f"    if v is None: {var} = None", "    else:"])
+            ind = "        "
+        else:
+            lines.append("    if v is None: raise _Slow")
+            ind = "    "
+        emit(f.type, "v", var, ind, counter)
+        if f.pattern is not None:
+            env[f"_PAT{i}"] = f.pattern.fullmatch
+            lines.append(f"{ind}if not _PAT{i}(v): raise _Slow")
+    record = ", ".join(f"{name!r}: {var}" for name, var in names)
+    lines.append(f"    return Event(_TYPE, event_id, source_dept, occurred_at, recorded_at, {{{record}}})")
+    exec("\n".join(lines), env)  # source generated above from the schema
+    fn: Callable[[dict[str, Any]], Event] = env["read"]
+    return fn

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from hzbus.errors import UserError
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ("infra", "simulate", "publish", "sink", "demo", "replay")
+COMMANDS = ("infra", "simulate", "publish", "sink", "worker", "replay", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,53 @@
+"""``hzbus worker``: the stream processor (deadline clocks, correlation, alerts)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="run the stream processor: obligations, alerts, correlations",
+        description=(
+            "A Faust worker: keeps the deadline clock of every obligation of the notice, raises an "
+            "alert when one is missed (and resolves it on a late fulfilment), correlates approvals and "
+            "penalties per subject. Start several with different --name to share the partitions."
+        ),
+    )
+    p.add_argument("--prefix", help="topic prefix (default: HZBUS_TOPIC_PREFIX or 'hzbus')")
+    p.add_argument("--name", default="w1", help="worker name: its local state directory (default w1)")
+    p.add_argument("--webhook", action="append", default=[], metavar="URL",
+                   help="DingTalk/WeCom group-robot webhook for alerts (repeatable)")
+    p.add_argument("--no-console", action="store_true", help="do not print alerts on stdout")
+    p.add_argument("--loglevel", default="warn", choices=("crit", "error", "warn", "info", "debug"))
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import faust
+
+    from hzbus.calendar_source import load_calendar
+    from hzbus.config import load_settings
+    from stream_processors.notifiers import ConsoleNotifier, Notifier, WebhookNotifier
+    from stream_processors.worker import build_app
+
+    settings = load_settings()
+    prefix = args.prefix or settings.topic_prefix
+    calendar = load_calendar()
+    from datetime import UTC, datetime
+
+    warning = calendar.coverage_warning(datetime.now(UTC).date())
+    if warning:
+        print(f"hzbus worker: warning: {warning}", file=sys.stderr)
+    notifiers: list[Notifier] = [] if args.no_console else [ConsoleNotifier()]
+    notifiers += [WebhookNotifier(url) for url in args.webhook]
+    app = build_app(settings, calendar, prefix=prefix,
+                    datadir=Path(settings.state_dir) / "worker" / prefix / args.name, notifiers=notifiers)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,301 @@
+"""The Faust worker: thin agents around the pure core (obligations, correlation, alerts).
+
+Topology (``P`` = topic prefix, 8 partitions unless said otherwise)::
+
+    P.cases, P.approvals, ... ──route──▶ P.by-key      (re-keyed by correlation key: case:…, request:…)
+                                   └───▶ P.by-subject  (approvals and penalties, keyed by the
+                                                         pseudonymised subject)
+    P.by-key ──track──▶ table obligation-state ──▶ P.obligations, P.alerts, P.findings
+    P.by-subject ──correlate──▶ table subject-state ──▶ P.correlations
+    P.alerts ──notify──▶ console, webhook (once per dedup key: table alerts-delivered)
+
+Deadlines: every key's next wake-up time is kept in the ``wakeups`` table (changelogged, so it
+survives restarts and moves with its partition). Each worker keeps an in-memory heap of the
+wake-ups of *its* active partitions, rebuilt from the table whenever its assignment changes, and
+a sweep every ``sweep_interval`` seconds sends a tick for each key whose time has come. The tick
+travels through ``P.by-key`` to the agent that owns the key, which calls ``engine.advance``: an
+alert whose due time passed while no worker ran is raised on restart, once (the state records
+what was raised). Agents run with concurrency 1 (offset commits skip in-flight messages with
+more, faust-streaming#606).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from domain import correlation, obligations
+from domain.calendar import WorkingDayCalendar, shanghai_date
+from domain.events import Event
+from domain.obligations import (
+    Alert,
+    AlertResolved,
+    Change,
+    FindingRaised,
+    FindingWithdrawn,
+    KeyState,
+    ObligationChanged,
+)
+from hzbus.config import Settings
+from hzbus.topics import event_topics, topic_name
+from schemas import codec
+from stream_processors.envelope import EVENT, from_ms, pack_event, pack_tick, to_ms, unpack
+from stream_processors.notifiers import Notifier, deliver_with_retry
+
+log = logging.getLogger("hzbus.worker")
+HISTORICAL_HEADER = "hzbus-historical"
+LOG_APPEND_TIME = 1
+
+
+def encode_event(event: Event) -> dict[str, Any]:
+    out = codec.to_canonical(event)
+    if event.published_at is not None:
+        out["_published_at"] = event.published_at.isoformat()
+    return out
+
+
+def decode_event(obj: Any) -> Event:
+    obj = dict(obj)
+    published = obj.pop("_published_at", None)
+    event = codec.from_canonical(obj)
+    return event.with_published_at(datetime.fromisoformat(published)) if published else event
+
+
+def dump_state(state: KeyState) -> bytes:
+    return orjson.dumps(state.to_dict(encode_event))
+
+
+def load_state(key: str, raw: bytes | None) -> KeyState:
+    if raw is None:
+        return KeyState(key)
+    return KeyState.from_dict(orjson.loads(raw), decode_event)
+
+
+def change_records(change: Change) -> list[tuple[str, bytes, bytes]]:
+    """(topic family, key, value) records of one change of the obligation engine."""
+    if isinstance(change, ObligationChanged):
+        o = change.obligation
+        value = {"obligation": o.to_dict(), "previous_status": change.previous.status if change.previous else None,
+                 "at": change.at.isoformat()}
+        return [("obligations", o.obligation_id.encode(), orjson.dumps(value))]
+    if isinstance(change, Alert):
+        value = {"event": "raised", "kind": change.kind, "dedup_key": change.dedup_key,
+                 "obligation": change.obligation.to_dict(), "at": change.raised_at.isoformat()}
+        return [("alerts", change.dedup_key.encode(), orjson.dumps(value))]
+    if isinstance(change, AlertResolved):
+        value = {"event": "resolved", "kind": change.alert_kind, "dedup_key": change.dedup_key,
+                 "obligation": change.obligation.to_dict(), "at": change.resolved_at.isoformat()}
+        return [("alerts", change.dedup_key.encode(), orjson.dumps(value))]
+    if isinstance(change, FindingRaised | FindingWithdrawn):
+        f = change.finding
+        value = {"event": "raised" if isinstance(change, FindingRaised) else "withdrawn",
+                 "finding": f.to_dict(), "at": change.at.isoformat()}
+        return [("findings", f.finding_id.encode(), orjson.dumps(value))]
+    raise TypeError(f"unknown change {change!r}")
+
+
+@dataclass
+class DeadlineHeap:
+    """The in-memory view of this worker's share of the durable ``wakeups`` table."""
+
+    entries: list[tuple[int, str]] = field(default_factory=list)
+    current: dict[str, int] = field(default_factory=dict)
+
+    def set(self, key: str, wake_ms: int | None) -> None:
+        if wake_ms is None:
+            self.current.pop(key, None)
+            return
+        if self.current.get(key) != wake_ms:
+            self.current[key] = wake_ms
+            heapq.heappush(self.entries, (wake_ms, key))
+
+    def due(self, now_ms: int) -> list[str]:
+        keys = []
+        while self.entries and self.entries[0][0] <= now_ms:
+            wake, key = heapq.heappop(self.entries)
+            if self.current.get(key) == wake:
+                del self.current[key]
+                keys.append(key)
+        return keys
+
+    def reset(self, items: Sequence[tuple[str, int]]) -> None:
+        self.current = dict(items)
+        self.entries = [(w, k) for k, w in self.current.items()]
+        heapq.heapify(self.entries)
+
+
+def build_app(
+    settings: Settings,
+    calendar: WorkingDayCalendar,
+    *,
+    prefix: str | None = None,
+    datadir: Path | None = None,
+    notifiers: Sequence[Notifier] = (),
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sweep_interval: float = 0.25,
+    partitions: int = 8,
+) -> Any:
+    """The Faust app of ``hzbus worker`` (nothing connects until it is started)."""
+    import faust
+
+    prefix = prefix or settings.topic_prefix
+    datadir = datadir or Path(settings.state_dir) / "worker" / prefix
+    datadir.mkdir(parents=True, exist_ok=True)
+    key = settings.pseudonym_key.encode("utf-8")
+    app = faust.App(
+        f"{prefix}-worker",
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="rocksdb://",
+        datadir=str(datadir),
+        topic_partitions=partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        web_enabled=False,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0,
+        key_serializer="raw",
+        value_serializer="raw",
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+    )
+    sources = app.topic(*event_topics(prefix), key_type=bytes, value_type=bytes)
+    by_key = app.topic(topic_name(prefix, "by-key"), partitions=partitions, key_type=bytes, value_type=bytes)
+    by_subject = app.topic(topic_name(prefix, "by-subject"), partitions=partitions, key_type=bytes,
+                           value_type=bytes)
+    outputs = {
+        family: app.topic(topic_name(prefix, family), key_type=bytes, value_type=bytes)
+        for family in ("obligations", "alerts", "findings", "correlations", "alerts-undelivered")
+    }
+    states = app.Table("obligation-state", partitions=partitions, key_type=bytes, value_type=bytes)
+    wakeups = app.Table("wakeups", partitions=partitions, key_type=bytes, value_type=bytes)
+    subjects = app.Table("subject-state", partitions=partitions, key_type=bytes, value_type=bytes)
+    delivered = app.Table("alerts-delivered", partitions=partitions, key_type=bytes, value_type=bytes)
+    heap = DeadlineHeap()
+    seen_years: set[int] = set()
+    assigned: dict[str, frozenset[int]] = {"by-key": frozenset()}
+    stats = {"events": 0, "undecodable": 0, "alerts": 0}
+    app.hzbus_stats = stats  # type: ignore[attr-defined]
+
+    def published_at(message: Any) -> datetime | None:
+        headers = dict(message.headers or ())
+        if HISTORICAL_HEADER in headers:
+            return None  # an import of past records: the core uses recorded_at
+        if message.timestamp_type == LOG_APPEND_TIME and message.timestamp:
+            return datetime.fromtimestamp(message.timestamp, tz=UTC)
+        return None
+
+    @app.agent(sources, concurrency=1)
+    async def route(stream: Any) -> None:
+        """Re-key each event by the correlation keys of the rules that read it."""
+        async for ev in stream.events():
+            raw = ev.value
+            try:
+                event = codec.decode(raw)
+            except codec.DecodeError as exc:
+                stats["undecodable"] += 1
+                log.warning("skipping %s[%d]@%d: does not decode (%s); the sink keeps it as a dead letter",
+                            ev.message.topic, ev.message.partition, ev.message.offset, exc)
+                continue
+            stats["events"] += 1
+            published = published_at(ev.message)
+            envelope = pack_event(raw, published)
+            for ckey in obligations.correlation_keys(event):
+                await by_key.send(key=ckey.encode(), value=envelope)
+            year = shanghai_date(event.occurred_at).year
+            if year not in seen_years:  # the annual_joint_meeting clock of that year
+                seen_years.add(year)
+                await by_key.send(key=obligations.year_key(year).encode(), value=pack_tick(clock()))
+            prepared = correlation.prepare(event, key)
+            if prepared is not None:
+                subject = str(prepared.fields["subject_id"])
+                await by_subject.send(key=subject.encode(), value=pack_event(codec.encode(prepared), published))
+
+    @app.agent(by_key, concurrency=1)
+    async def track(stream: Any) -> None:
+        """Keep each key's obligation state; emit obligation, alert and finding facts."""
+        async for ev in stream.events():
+            ckey = ev.key.decode()
+            kind, moment, payload = unpack(ev.value)
+            state = load_state(ckey, states.get(ev.key))
+            now = clock()
+            if kind == EVENT:
+                event = codec.decode(payload)
+                if moment is not None:
+                    event = event.with_published_at(moment)
+                state, changes = obligations.apply(state, event, calendar, now)
+            else:
+                state, changes = obligations.advance(state, max(now, moment or now), calendar)
+            states[ev.key] = dump_state(state)
+            wake = obligations.next_wakeup(state, calendar)
+            wake_ms = to_ms(wake) if wake is not None else None
+            if wake_ms is None:
+                if ev.key in wakeups:
+                    del wakeups[ev.key]
+            else:
+                wakeups[ev.key] = str(wake_ms).encode()
+            heap.set(ckey, wake_ms)
+            for change in changes:
+                for family, k, v in change_records(change):
+                    await outputs[family].send(key=k, value=v)
+
+    @app.agent(by_subject, concurrency=1)
+    async def correlate(stream: Any) -> None:
+        """Keep each subject's approvals and penalties; emit correlations."""
+        async for ev in stream.events():
+            _kind, moment, payload = unpack(ev.value)
+            raw = subjects.get(ev.key)
+            state = correlation.SubjectState.from_dict(orjson.loads(raw)) if raw else None
+            event = codec.decode(payload)
+            if moment is not None:
+                event = event.with_published_at(moment)
+            state, found = correlation.apply(state, event)
+            subjects[ev.key] = orjson.dumps(state.to_dict())
+            for c in found:
+                await outputs["correlations"].send(key=c.correlation_id.encode(), value=orjson.dumps(c.to_dict()))
+
+    @app.agent(outputs["alerts"], concurrency=1)
+    async def notify(stream: Any) -> None:
+        """Deliver each alert fact once (dedup key: obligation id + alert kind + raised/resolved)."""
+        async for ev in stream.events():
+            alert = orjson.loads(ev.value)
+            once = f"{alert['dedup_key']}:{alert['event']}".encode()
+            if delivered.get(once) is not None:
+                continue
+            failures = {}
+            for notifier in notifiers:
+                error = await deliver_with_retry(notifier, alert)
+                if error is not None:
+                    failures[notifier.name] = error
+            delivered[once] = b"1"
+            stats["alerts"] += 1
+            if failures:
+                await outputs["alerts-undelivered"].send(
+                    key=once, value=orjson.dumps({"alert": alert, "failures": failures}))
+
+    @app.timer(sweep_interval)
+    async def sweep() -> None:
+        """Send a tick to every key of this worker whose wake-up time has come."""
+        if app.in_recovery or app.rebalancing:
+            return  # the tables are being restored: the index is rebuilt once they are
+        actives = frozenset(tp.partition for tp in app.assignor.assigned_actives()
+                            if tp.topic == by_key.get_topic_name())
+        if actives != assigned["by-key"]:
+            assigned["by-key"] = actives
+            heap.reset([(k.decode(), int(v)) for k, v in wakeups.items()])
+            log.info("deadline index rebuilt: %d keys on partitions %s", len(heap.current), sorted(actives))
+        now = clock()
+        for ckey in heap.due(to_ms(now)):
+            await by_key.send(key=ckey.encode(), value=pack_tick(now))
+
+    return app
+
+
+__all__ = ["HISTORICAL_HEADER", "DeadlineHeap", "build_app", "change_records", "from_ms"]

@@ -82,6 +82,7 @@ class KafkaPublisher(EventPublisher):
         self._prefix = prefix or settings.topic_prefix
         self._producer = Producer(producer_config(settings, **config))
         self._topics: dict[str, str] = {}
+        self._queued = 0
         self._check_topics(settings)
 
     def _check_topics(self, settings: Settings) -> None:
@@ -110,6 +111,9 @@ class KafkaPublisher(EventPublisher):
             topic = self._topics[event_type] = topic_name(self._prefix, codec.topic_family(event_type))
         return topic
 
+    #: serve delivery reports every this many records (not per record: a poll costs a GIL round trip)
+    POLL_EVERY = 1000
+
     def publish(self, event: Event, on_failure: FailureCallback) -> None:
         def delivered(err: Any, _msg: Any) -> None:
             if err is not None:
@@ -117,14 +121,18 @@ class KafkaPublisher(EventPublisher):
 
         value = codec.encode(event)
         key = codec.key_of(event).encode("utf-8")
-        topic = self._topic(event.type)
+        topic = self._topics.get(event.type) or self._topic(event.type)
+        produce = self._producer.produce
         while True:
             try:
-                self._producer.produce(topic, value, key, on_delivery=delivered)
+                produce(topic, value, key, on_delivery=delivered)
                 break
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain
-        self._producer.poll(0)
+        self._queued += 1
+        if self._queued >= self.POLL_EVERY:
+            self._queued = 0
+            self._producer.poll(0)
 
     def flush(self) -> None:
         remaining = self._producer.flush(180)

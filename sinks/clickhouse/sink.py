@@ -4,6 +4,10 @@ Delivery guarantee: at least once from Kafka, exactly once in query results. Eac
 written to ClickHouse (and its dead letters to the dead-letter topic) *before* the consumer
 commits its offsets; a crash between the two re-delivers the batch, and the
 ReplacingMergeTree on ``event_id`` collapses the repeats (queries read ``FINAL``).
+
+Throughput: one writer thread inserts batch *k* while the main thread decodes batch *k+1*
+(clickhouse-driver releases the GIL while the server works); the main thread commits batch
+*k*'s own offsets, and only once its write has returned.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from domain.events import SHANGHAI
@@ -22,7 +27,7 @@ from hzbus.errors import UserError
 from hzbus.topics import event_topics
 from schemas import codec
 from sinks.clickhouse.migrate import check_database_name, migrate
-from sinks.clickhouse.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, dead_letter_row, event_row
+from sinks.clickhouse.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, dead_letter_row, event_row_fast
 
 log = logging.getLogger("hzbus.sink")
 
@@ -57,8 +62,8 @@ class ClickHouseWriter:
         delay = 0.5
         while True:
             try:
-                if events:
-                    self.client.execute(self._events_sql, events)
+                if events:  # columnar: the driver skips its own row-to-column transposition
+                    self.client.execute(self._events_sql, list(zip(*events, strict=True)), columnar=True)
                 if dead:
                     self.client.execute(self._dead_sql, dead)
                 return
@@ -70,6 +75,20 @@ class ClickHouseWriter:
                 delay = min(delay * 2, 10.0)
                 with contextlib.suppress(Exception):  # it reconnects on the next execute
                     self.client.disconnect()
+
+
+#: (topic, partition) -> next offset to consume: what a batch commits
+Offsets = dict[tuple[str, int], int]
+
+
+@dataclass
+class _Batch:
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    dead: list[tuple[Any, ...]] = field(default_factory=list)
+    offsets: Offsets = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.dead)
 
 
 @dataclass
@@ -168,10 +187,11 @@ class EventSink:
         max_wait = max_wait if max_wait is not None else self.settings.sink_batch_seconds
         stats = SinkStats()
         self.consumer.subscribe(event_topics(self.prefix), on_assign=self._on_assign)
-        events: list[tuple[Any, ...]] = []
-        dead: list[tuple[Any, ...]] = []
+        batch = _Batch()
         batch_started = time.monotonic()
         last_message = None
+        writer = ThreadPoolExecutor(1, thread_name_prefix="hzbus-sink-writer")
+        in_flight: tuple[Future[None], _Batch] | None = None
         try:
             while not should_stop():
                 messages = self.consumer.consume(num_messages=min(max_batch, 5000), timeout=0.2)
@@ -179,36 +199,39 @@ class EventSink:
                 if messages:
                     last_message = now_mono
                     ingested = self.clock()
+                    ingested_s = int(ingested.timestamp())
                     for msg in messages:
-                        self._take(msg, ingested, events, dead, stats)
-                if events or dead:
-                    if len(events) + len(dead) >= max_batch or now_mono - batch_started >= max_wait:
-                        self._flush(events, dead, stats)
-                        events, dead = [], []
+                        self._take(msg, ingested, ingested_s, batch, stats)
+                if in_flight is not None and in_flight[0].done():
+                    self._commit(*in_flight, stats, on_batch)
+                    in_flight = None
+                if batch:
+                    full = len(batch.events) + len(batch.dead) >= max_batch
+                    if full or now_mono - batch_started >= max_wait:
+                        if in_flight is not None:  # at most one batch in flight
+                            self._commit(*in_flight, stats, on_batch)
+                        in_flight = (writer.submit(self.writer.write, batch.events, batch.dead), batch)
+                        batch = _Batch()
                         batch_started = time.monotonic()
-                        if on_batch is not None:
-                            on_batch(stats)
                 else:
                     batch_started = now_mono
-                if stop_when_idle is not None and self.assigned and not events and not dead:
+                if stop_when_idle is not None and self.assigned and not batch and in_flight is None:
                     if last_message is None:
                         last_message = now_mono
                     if now_mono - last_message >= stop_when_idle:
                         break
-            if events or dead:
-                self._flush(events, dead, stats)
+            if in_flight is not None:
+                self._commit(*in_flight, stats, on_batch)
+                in_flight = None
+            if batch:
+                last = writer.submit(self.writer.write, batch.events, batch.dead)
+                self._commit(last, batch, stats, on_batch)
         finally:
+            writer.shutdown(wait=True)  # a write under way finishes (or fails); it is never committed here
             self.consumer.close()
         return stats
 
-    def _take(
-        self,
-        msg: Any,
-        ingested: datetime,
-        events: list[tuple[Any, ...]],
-        dead: list[tuple[Any, ...]],
-        stats: SinkStats,
-    ) -> None:
+    def _take(self, msg: Any, ingested: datetime, ingested_s: int, batch: _Batch, stats: SinkStats) -> None:
         err = msg.error()
         if err is not None:
             from confluent_kafka import KafkaError
@@ -216,6 +239,8 @@ class EventSink:
             if err.code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error: %s", err)
             return
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        batch.offsets[topic, partition] = offset + 1
         value = msg.value()
         ts_type, ts_ms = msg.timestamp()
         try:
@@ -223,19 +248,18 @@ class EventSink:
                 raise codec.DecodeError("empty message")
             event = codec.decode(value)
         except codec.DecodeError as exc:
-            self._dead(msg, f"does not decode: {exc}", ingested, dead, stats)
+            self._dead(msg, f"does not decode: {exc}", ingested, batch.dead, stats)
             return
         if ts_type == 0 or ts_ms is None or ts_ms < 0:
             ts_ms = int(ingested.timestamp() * 1000)
-        event = event.with_published_at(datetime.fromtimestamp(ts_ms / 1000, tz=UTC))
-        events.append(
-            event_row(
+        batch.events.append(
+            event_row_fast(
                 event,
-                topic=msg.topic(),
-                partition=msg.partition(),
-                offset=msg.offset(),
+                topic=topic,
+                partition=partition,
+                offset=offset,
                 published_ms=ts_ms,
-                ingested_at=ingested,
+                ingested_s=ingested_s,
                 pseudonym_key=self.key,
             )
         )
@@ -264,19 +288,31 @@ class EventSink:
             )
         )
 
-    def _flush(self, events: list[tuple[Any, ...]], dead: list[tuple[Any, ...]], stats: SinkStats) -> None:
-        self.writer.write(events, dead)
+    def _commit(
+        self,
+        written: Future[None],
+        batch: _Batch,
+        stats: SinkStats,
+        on_batch: Callable[[SinkStats], None] | None,
+    ) -> None:
+        """Once ``batch`` is in ClickHouse (``written`` re-raises a failed write: no commit),
+        flush its dead letters, then commit exactly its offsets."""
+        written.result()
+        events, dead = batch.events, batch.dead
         if dead:
             remaining = self.dead_producer.flush(60)
             if remaining:
                 raise UserError(f"{remaining} dead letter(s) not acknowledged by Kafka; not committing")
-        from confluent_kafka import KafkaException
+        from confluent_kafka import KafkaException, TopicPartition
 
+        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
         try:
-            self.consumer.commit(asynchronous=False)
+            self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:  # e.g. a rebalance took the partitions: they are re-delivered
             log.warning("offset commit failed (%s); the batch will be re-delivered, stored once", exc)
         stats.events += len(events)
         stats.dead_letters += len(dead)
         stats.batches += 1
         log.debug("batch %d: %d events, %d dead letters committed", stats.batches, len(events), len(dead))
+        if on_batch is not None:
+            on_batch(stats)

@@ -141,6 +141,7 @@ def build_app(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     sweep_interval: float = 0.25,
     partitions: int = 8,
+    store: str = "rocksdb://",
 ) -> Any:
     """The Faust app of ``hzbus worker`` (nothing connects until it is started)."""
     import faust
@@ -152,7 +153,7 @@ def build_app(
     app = faust.App(
         f"{prefix}-worker",
         broker=f"kafka://{settings.kafka_bootstrap}",
-        store="rocksdb://",
+        store=store,
         datadir=str(datadir),
         topic_partitions=partitions,
         topic_replication_factor=1,
@@ -183,6 +184,8 @@ def build_app(
     assigned: dict[str, frozenset[int]] = {"by-key": frozenset()}
     stats = {"events": 0, "undecodable": 0, "alerts": 0}
     app.hzbus_stats = stats  # type: ignore[attr-defined]
+    app.hzbus_topics = {"by-key": by_key, "by-subject": by_subject, **outputs}  # type: ignore[attr-defined]
+    app.hzbus_tables = {"states": states, "wakeups": wakeups, "subjects": subjects}  # type: ignore[attr-defined]
 
     def published_at(message: Any) -> datetime | None:
         headers = dict(message.headers or ())

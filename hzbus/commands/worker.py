@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--webhook", action="append", default=[], metavar="URL",
                    help="DingTalk/WeCom group-robot webhook for alerts (repeatable)")
     p.add_argument("--no-console", action="store_true", help="do not print alerts on stdout")
+    p.add_argument("--clock-offset", type=float, default=0.0, metavar="SECONDS",
+                   help="run the deadline clocks shifted by this many seconds (drills and tests)")
     p.add_argument("--loglevel", default="warn", choices=("crit", "error", "warn", "info", "debug"))
     p.set_defaults(handler=run)
 
@@ -38,15 +40,17 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     prefix = args.prefix or settings.topic_prefix
     calendar = load_calendar()
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     warning = calendar.coverage_warning(datetime.now(UTC).date())
     if warning:
         print(f"hzbus worker: warning: {warning}", file=sys.stderr)
     notifiers: list[Notifier] = [] if args.no_console else [ConsoleNotifier()]
     notifiers += [WebhookNotifier(url) for url in args.webhook]
+    offset = timedelta(seconds=args.clock_offset)
     app = build_app(settings, calendar, prefix=prefix,
-                    datadir=Path(settings.state_dir) / "worker" / prefix / args.name, notifiers=notifiers)
+                    datadir=Path(settings.state_dir) / "worker" / prefix / args.name, notifiers=notifiers,
+                    clock=lambda: datetime.now(UTC) + offset)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -1,0 +1,100 @@
+"""The worker's agents through Faust's test_context: in-memory channels and tables, no broker."""
+
+from __future__ import annotations
+
+import asyncio
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from hzbus.calendar_source import load_calendar
+from hzbus.config import load_settings
+from schemas import codec
+from stream_processors.envelope import pack_event, pack_tick
+from stream_processors.notifiers import Notifier
+from stream_processors.worker import build_app
+
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+class Recorder(Notifier):
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.delivered: list[dict[str, Any]] = []
+
+    async def deliver(self, alert: Any) -> None:
+        self.delivered.append(dict(alert))
+
+
+def event(type_: str, **fields: Any) -> Any:
+    common = {
+        "event_id": f"{type_}-{fields.get('request_id', fields.get('case_id', 'x'))}",
+        "occurred_at": "2026-10-12T10:00:00+08:00",
+        "recorded_at": "2026-10-12T10:05:00+08:00",
+    }
+    return codec.from_canonical({"type": type_, **common, **fields})
+
+
+@pytest.fixture
+def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, dict[str, list[tuple[bytes, bytes]]]]]:
+    clock = {"now": NOW}
+    app = build_app(load_settings(), load_calendar(), prefix="comp", datadir=tmp_path, store="memory://",
+                    notifiers=[Recorder()], clock=lambda: clock["now"])
+    sent: dict[str, list[tuple[bytes, bytes]]] = {}
+    for family, topic in app.hzbus_topics.items():
+        async def send(*, key: bytes, value: bytes, _family: str = family, **_: Any) -> None:
+            sent.setdefault(_family, []).append((key, value))
+
+        monkeypatch.setattr(topic, "send", send)
+    app.finalize()
+    app.conf.store = "memory://"
+    yield app, sent
+
+
+def agent(app: Any, name: str) -> Any:
+    return app.agents[f"stream_processors.worker.{name}"]
+
+
+def test_a_request_routes_to_its_request_key_and_the_year_of_its_meeting_clock(worker: Any) -> None:
+    asyncio.run(_routes(*worker))
+
+
+async def _routes(app: Any, sent: Any) -> None:
+    request = event("DeterminationRequested", source_dept="HZ-ZFJ", request_id="R-1", case_id="C-1",
+                    to_dept="HZ-GTJ", question=None)
+    async with agent(app, "route").test_context() as route:
+        await route.put(codec.encode(request), key=b"R-1")
+    assert [k for k, _ in sent["by-key"]] == [b"request:R-1", b"year:2026"]
+
+
+def test_a_missed_reply_raises_one_alert_and_a_late_reply_resolves_it(worker: Any) -> None:
+    asyncio.run(_missed_then_late(*worker))
+
+
+async def _missed_then_late(app: Any, sent: Any) -> None:
+    request = event("DeterminationRequested", source_dept="HZ-ZFJ", request_id="R-2", case_id="C-2",
+                    to_dept="HZ-GTJ", question=None)
+    reply = codec.from_canonical({
+        "type": "DeterminationReplied", "event_id": "reply-R-2", "source_dept": "HZ-GTJ",
+        "occurred_at": "2026-11-01T15:00:00+08:00", "recorded_at": "2026-11-01T15:01:00+08:00",
+        "request_id": "R-2", "conclusion": "属于违法占用耕地",
+    })
+    async with agent(app, "track").test_context() as track:
+        await track.put(pack_event(codec.encode(request), None), key=b"request:R-2")
+        await track.put(pack_tick(NOW), key=b"request:R-2")  # a sweep tick changes nothing more
+        alerts = [orjson.loads(v) for _, v in sent["alerts"]]
+        assert [(a["event"], a["kind"]) for a in alerts] == [("raised", "missed")]
+        assert alerts[0]["obligation"]["due_at"] == "2026-10-26T23:59:59+08:00"  # 10 WD after 10-12
+        await track.put(pack_event(codec.encode(reply), None), key=b"request:R-2")
+        await track.put(pack_event(codec.encode(reply), None), key=b"request:R-2")  # a duplicate
+    alerts = [orjson.loads(v) for _, v in sent["alerts"]]
+    assert [(a["event"], a["kind"]) for a in alerts] == [("raised", "missed"), ("resolved", "missed")]
+    statuses = [orjson.loads(v)["obligation"]["status"] for _, v in sent["obligations"]]
+    assert statuses == ["missed", "late"]
+    assert app.hzbus_tables["states"].get(b"request:R-2") is not None

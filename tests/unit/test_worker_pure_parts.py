@@ -1,0 +1,61 @@
+"""The worker's pure parts: the envelope, the deadline heap, the alert text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from stream_processors.envelope import EVENT, TICK, pack_event, pack_tick, unpack
+from stream_processors.notifiers import alert_text
+from stream_processors.worker import DeadlineHeap
+
+T = datetime(2026, 10, 10, 15, 59, 59, tzinfo=UTC)
+
+
+def test_an_event_envelope_keeps_the_publication_time_and_the_avro_bytes() -> None:
+    assert unpack(pack_event(b"\xc3\x01avro", T)) == (EVENT, T, b"\xc3\x01avro")
+    assert unpack(pack_event(b"x", None)) == (EVENT, None, b"x")
+    assert unpack(pack_tick(T)) == (TICK, T, b"")
+
+
+def test_a_value_that_is_no_envelope_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a worker envelope"):
+        unpack(b"garbage!!")
+
+
+def test_the_heap_gives_each_key_once_when_its_latest_wake_up_time_comes() -> None:
+    heap = DeadlineHeap()
+    heap.set("case:A", 100)
+    heap.set("case:B", 50)
+    heap.set("case:A", 200)  # moved later: the old entry is stale
+    heap.set("case:C", 10)
+    heap.set("case:C", None)  # nothing left to wait for
+    assert heap.due(99) == ["case:B"]
+    assert heap.due(150) == []
+    assert heap.due(200) == ["case:A"]
+    assert heap.due(10_000) == []
+
+
+def test_a_reset_replaces_the_heap_with_the_tables_view() -> None:
+    heap = DeadlineHeap()
+    heap.set("case:gone", 5)
+    heap.reset([("case:A", 30), ("case:B", 20)])
+    assert heap.due(100) == ["case:B", "case:A"]
+
+
+def test_the_alert_text_names_department_reference_due_time_and_clause_in_chinese() -> None:
+    alert = {
+        "event": "raised", "kind": "missed", "at": "2026-10-11T00:00:00+08:00",
+        "obligation": {"kind": "case_transfer", "ref": "HZ-JSJ-AJ2026-000007", "responsible_dept": "HZ-JSJ",
+                       "due_at": "2026-10-10T23:59:59+08:00", "clause": "协作机制 二(一)", "status": "missed",
+                       "provisional": False},
+    }
+    text = alert_text(alert)
+    assert text.startswith("【执法协作超期提醒】案件移送")
+    for part in ("HZ-JSJ-AJ2026-000007", "市建设局", "2026-10-10 23:59:59", "协作机制 二(一)"):
+        assert part in text
+    resolved = alert_text({**alert, "event": "resolved",
+                           "obligation": {**alert["obligation"], "status": "late",
+                                          "fulfilled_at": "2026-10-12T09:00:00+08:00"}})
+    assert resolved.startswith("【执法协作提醒已解除】") and "2026-10-12 09:00:00" in resolved

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from functools import lru_cache
 
 _ID_RE = re.compile(r"^\d{17}[\dXx]$")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -27,6 +28,7 @@ def is_personal_id(subject_id: str) -> bool:
     return _CHECK[total % 11] == subject_id[17].upper()
 
 
+@lru_cache(maxsize=65_536)  # subjects recur across a case's events; the result is a pure function
 def pseudonymise(subject_id: str, key: bytes) -> str:
     """The subject id as analysts may see it: personal ID numbers become ``P-<hmac>``.
 

@@ -820,6 +820,41 @@ _SMALL = tuple(bytes(((n << 1),)) for n in range(64))
 def _zigzag(n: int) -> bytes:
     """The Avro zigzag varint of a long (the caller has checked the 64-bit range)."""
     z = (n << 1) ^ (n >> 63)
+    if z < 0x800000000000:  # up to 7 bytes, unrolled: epoch milliseconds until the year 6429
+        if z < 0x4000:
+            if z < 0x80:
+                return _SMALL[z >> 1] if not z & 1 else bytes((z,))
+            return bytes((z & 0x7F | 0x80, z >> 7))
+        if z < 0x200000:
+            return bytes((z & 0x7F | 0x80, z >> 7 & 0x7F | 0x80, z >> 14))
+        if z < 0x10000000:
+            return bytes((z & 0x7F | 0x80, z >> 7 & 0x7F | 0x80, z >> 14 & 0x7F | 0x80, z >> 21))
+        if z < 0x800000000:
+            return bytes(
+                (z & 0x7F | 0x80, z >> 7 & 0x7F | 0x80, z >> 14 & 0x7F | 0x80, z >> 21 & 0x7F | 0x80, z >> 28)
+            )
+        if z < 0x40000000000:
+            return bytes(
+                (
+                    z & 0x7F | 0x80,
+                    z >> 7 & 0x7F | 0x80,
+                    z >> 14 & 0x7F | 0x80,
+                    z >> 21 & 0x7F | 0x80,
+                    z >> 28 & 0x7F | 0x80,
+                    z >> 35,
+                )
+            )
+        return bytes(
+            (
+                z & 0x7F | 0x80,
+                z >> 7 & 0x7F | 0x80,
+                z >> 14 & 0x7F | 0x80,
+                z >> 21 & 0x7F | 0x80,
+                z >> 28 & 0x7F | 0x80,
+                z >> 35 & 0x7F | 0x80,
+                z >> 42,
+            )
+        )
     out = bytearray()
     while z >= 0x80:
         out.append((z & 0x7F) | 0x80)

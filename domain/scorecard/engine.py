@@ -164,7 +164,7 @@ def score_quarter(
                 dept=a.dept,
                 item=a.item,
                 points=-a.points,
-                clause=f"{policy.adjustments.clause} {a.item}",
+                clause=f"考评细则 {a.item}: {policy.adjustments.clause}",
                 source="adjustment",
                 ref=a.event_id,
                 kind="manual",

@@ -169,7 +169,12 @@ def one_round(settings: Any, sample: Path, events: list[Any], avg_size: int, wor
         sink = EventSink(settings, prefix=prefix, database=database)
         sink.prepare()
         marks = [(time.perf_counter(), 0)]
-        stats = sink.run(stop_when_idle=5.0, on_batch=lambda s: marks.append((time.perf_counter(), s.events)))
+        # stop once every event is stored (an idle timeout could end early on a slow fetch)
+        stats = sink.run(
+            stop_when_idle=120.0,
+            should_stop=lambda: marks[-1][1] >= n,
+            on_batch=lambda s: marks.append((time.perf_counter(), s.events)),
+        )
         assert stats.events == n and stats.dead_letters == 0, stats
         sink_rate = _rate(marks)
 

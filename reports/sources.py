@@ -128,6 +128,11 @@ class ClickHouseFacts:
             )
         return out
 
+    def latest_evaluation(self) -> datetime | None:
+        """The latest moment the worker evaluated an obligation at (its watermark), if any."""
+        rows = self.client.execute(f"SELECT count(), max(evaluated_at) FROM {self.database}.obligations")
+        return aware(rows[0][1]) if rows and int(rows[0][0]) else None
+
     def adjustments(self, quarter: Quarter) -> list[Adjustment]:
         return [
             Adjustment(eid, src, aware(at), dept, q, item, float(points), reason)

@@ -107,7 +107,7 @@ def score_department(
     ds = tuple(sorted(deductions, key=lambda d: (d.item, d.due_at.isoformat() if d.due_at else "~", d.ref)))
     sections = []
     for s in policy.sections:
-        uncapped = round(sum(d.points for d in ds if d.section == s.id), 2)
+        uncapped = float(round(sum(d.points for d in ds if d.section == s.id), 2))
         sections.append(SectionScore(s.id, s.key, s.points, min(max(uncapped, 0.0), s.points), uncapped))
     score = round(sum(s.score for s in sections), 2)
     return DepartmentScore(dept, name, assessed, score, tuple(sections), ds)

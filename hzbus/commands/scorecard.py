@@ -155,7 +155,10 @@ def build_context(args: argparse.Namespace, command: str = "scorecard") -> Conte
             "start it with `hzbus infra up`, or score an event file with --events FILE --as-of T"
         ) from None
     db = settings.clickhouse_database
-    return Context(now, now, ClickHouseStore(client, db), ClickHouseFacts(client, db), client, db)
+    facts = ClickHouseFacts(client, db)
+    # the stored facts are as of the worker's watermark, which a drill (--clock-offset) may put ahead
+    as_of = max(now, facts.latest_evaluation() or now)
+    return Context(as_of, now, ClickHouseStore(client, db), facts, client, db)
 
 
 def run(args: argparse.Namespace) -> int:

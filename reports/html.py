@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from html import escape
+from math import isnan, nan
 
 from domain.scorecard import DepartmentScore, Scorecard, points_text
 from reports import svg
-from reports.data import STATUS_ORDER, ReportData
+from reports.data import STATUS_ORDER, DeptRow, ReportData
 
 CSS = """
 body{font-family:'Noto Sans CJK SC','WenQuanYi Micro Hei','Microsoft YaHei',sans-serif;margin:24px;color:#222;
@@ -23,6 +24,10 @@ tr.low td{background:#fff4f4}details{margin:2px 0}summary{cursor:pointer}.refs{c
 
 def _pct(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _num(value: float) -> str:
+    return "—" if isnan(value) else f"{value:g}"
 
 
 def _refs(refs: list[str], limit: int = 12) -> str:
@@ -137,13 +142,32 @@ def render_report(data: ReportData) -> str:
             ("repeat offenders", len(data.offenders)),
         )
     )
-    depts = sorted(data.departments, key=lambda d: (d.on_time_rate is None, d.on_time_rate or 0, d.dept))
+    assessed = {d.dept for d in data.scorecard.departments}
+    others = [d for d in data.departments if d.dept not in assessed]
+    shown = [d for d in data.departments if d.dept in assessed]
+    if others:  # county bureaus and squadrons: one line, they are not assessed units [考评办法 六(二)]
+        o_met, o_late, o_missed = (sum(getattr(d, f) for d in others) for f in ("met", "late", "missed"))
+        decided_o = o_met + o_late + o_missed
+        shown.append(
+            DeptRow(
+                f"{len(others)} county/township units",
+                sum(d.total for d in others),
+                o_met,
+                o_late,
+                o_missed,
+                sum(d.open for d in others),
+                o_met / decided_o if decided_o else None,
+                nan,
+                nan,
+            )
+        )
+    depts = sorted(shown, key=lambda d: (d.on_time_rate is None, d.on_time_rate or 0, d.dept))
     on_time = svg.rate_bars(
         "on-time-rate",
         f"On-time rate per department, {data.quarter}",
         [
             (
-                f"{name(d.dept, d.dept)} {d.dept}",
+                f"{name(d.dept)} {d.dept}" if name(d.dept) else d.dept,
                 d.on_time_rate,
                 f"{_pct(d.on_time_rate)} of {d.met + d.late + d.missed}",
             )
@@ -156,9 +180,9 @@ def render_report(data: ReportData) -> str:
         + "".join(
             f"<tr><td>{escape(d.dept)}</td><td>{escape(name(d.dept, ''))}</td>"
             + "".join(f'<td class="n">{v}</td>' for v in (d.total, d.met, d.late, d.missed, d.open))
-            + f'<td class="n">{_pct(d.on_time_rate)}</td><td class="n">{d.median_delay_wd:g}</td>'
-            f'<td class="n">{d.p90_delay_wd:g}</td></tr>'
-            for d in sorted(data.departments, key=lambda d: d.dept)
+            + f'<td class="n">{_pct(d.on_time_rate)}</td><td class="n">{_num(d.median_delay_wd)}</td>'
+            f'<td class="n">{_num(d.p90_delay_wd)}</td></tr>'
+            for d in sorted(shown, key=lambda d: d.dept)
         )
         + "</table>"
     )

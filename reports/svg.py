@@ -26,7 +26,7 @@ def _svg(chart: str, title: str, width: int, height: int, body: list[str]) -> st
 
 def rate_bars(chart: str, title: str, rows: Sequence[tuple[str, float | None, str]], width: int = 760) -> str:
     """One horizontal bar per row: (label, rate 0..1 or None, annotation)."""
-    label_w, bar_w, row_h = 230, width - 230 - 150, 22
+    label_w, bar_w, row_h = 290, width - 290 - 120, 22
     height = 30 + row_h * max(1, len(rows))
     body = [
         f'<text x="{label_w}" y="14" fill="#555">0%</text>',

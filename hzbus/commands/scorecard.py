@@ -102,6 +102,15 @@ def parse_quarter(text: str | None, default: datetime) -> Quarter:
         raise UserError(str(exc)) from None
 
 
+def offline_store_dir(state_dir: Path, events: Path) -> Path:
+    """``<state dir>/scorecards/<file stem>-<hash of its absolute path>``: each event file has its
+    own published quarters (closing one file's quarter says nothing about another file)."""
+    import hashlib
+
+    digest = hashlib.sha256(str(events.resolve()).encode("utf-8")).hexdigest()[:8]
+    return state_dir / "scorecards" / f"{events.stem}-{digest}"
+
+
 def build_context(args: argparse.Namespace, command: str = "scorecard") -> Context:
     """Offline (``--events`` + ``--as-of``) or ClickHouse; the matching store of published cards."""
     from hzbus.config import load_settings
@@ -133,7 +142,8 @@ def build_context(args: argparse.Namespace, command: str = "scorecard") -> Conte
             print(
                 f"hzbus {command}: {len(data.errors)} bad line(s) in {args.events} skipped", file=sys.stderr
             )
-        return Context(as_of, now, JsonFileStore(Path(settings.state_dir) / "scorecards"), data)
+        store = JsonFileStore(offline_store_dir(Path(settings.state_dir), args.events))
+        return Context(as_of, now, store, data)
     if args.as_of is not None:
         raise UserError(
             "--as-of goes with --events: from ClickHouse the obligations are as the worker last "

@@ -210,3 +210,15 @@ def test_the_official_score_is_the_last_restatement_or_the_published_one(current
     )
     rows = current.execute(load_query("scorecard_official_ranking", "hz_analyst"))
     assert [(r[1], float(r[2]), r[3]) for r in rows] == [("HZ-FGW", 100.0, "0"), ("HZ-TYJ", 99.0, "1")]
+
+
+def test_every_grafana_panel_query_runs_on_a_current_engine(current: ChdbClient) -> None:
+    from pathlib import Path
+
+    dashboard = Path(__file__).resolve().parents[2] / "infra" / "grafana" / "dashboards" / "hzbus.json"
+    doc = orjson.loads(dashboard.read_bytes())
+    sqls = [t["rawSql"] for p in doc["panels"] for t in p["targets"]]
+    sqls += [v["query"] for v in doc["templating"]["list"]]
+    assert len(sqls) == 9
+    for sql in sqls:
+        current.execute(sql.replace("hzbus.", "hz_analyst.").replace("${quarter}", "2026Q4"))

@@ -26,3 +26,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 # Kafka jars and ClickHouse: `hzbus infra install` is idempotent and fast when present.
 "$venv/bin/hzbus" infra install
+# Headless Chromium renders the HTML report in its test (Debian's package; skipped when present).
+reports/ensure_chromium.sh

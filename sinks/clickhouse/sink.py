@@ -1,4 +1,5 @@
-"""The ClickHouse sink: every event topic → ``events``; undecodable messages → dead letters.
+"""The ClickHouse sink: every event topic → ``events``; undecodable messages → dead letters;
+the worker's fact topics (obligations, alerts, findings, correlations) → their fact tables.
 
 Delivery guarantee: at least once from Kafka, exactly once in query results. Each batch is
 written to ClickHouse (and its dead letters to the dead-letter topic) *before* the consumer
@@ -24,9 +25,10 @@ from typing import Any
 from domain.events import SHANGHAI
 from hzbus.config import Settings
 from hzbus.errors import UserError
-from hzbus.topics import event_topics
+from hzbus.topics import event_topics, topic_name
 from schemas import codec
 from sinks.clickhouse.migrate import check_database_name, migrate
+from sinks.clickhouse.fact_rows import FACT_COLUMNS, ROW_BUILDERS
 from sinks.clickhouse.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, dead_letter_row, event_row_fast
 
 log = logging.getLogger("hzbus.sink")
@@ -56,8 +58,17 @@ class ClickHouseWriter:
         self.retry_for = retry_for
         self._events_sql = f"INSERT INTO {database}.events ({', '.join(EVENT_COLUMNS)}) VALUES"
         self._dead_sql = f"INSERT INTO {database}.dead_letters ({', '.join(DEAD_LETTER_COLUMNS)}) VALUES"
+        self._fact_sql = {
+            table: f"INSERT INTO {database}.{table} ({', '.join(columns)}) VALUES"
+            for table, columns in FACT_COLUMNS.items()
+        }
 
-    def write(self, events: list[tuple[Any, ...]], dead: list[tuple[Any, ...]]) -> None:
+    def write(
+        self,
+        events: list[tuple[Any, ...]],
+        dead: list[tuple[Any, ...]],
+        facts: dict[str, list[tuple[Any, ...]]] | None = None,
+    ) -> None:
         deadline = time.monotonic() + self.retry_for
         delay = 0.5
         while True:
@@ -66,6 +77,9 @@ class ClickHouseWriter:
                     self.client.execute(self._events_sql, list(zip(*events, strict=True)), columnar=True)
                 if dead:
                     self.client.execute(self._dead_sql, dead)
+                for table, rows in (facts or {}).items():
+                    if rows:
+                        self.client.execute(self._fact_sql[table], rows)
                 return
             except Exception as exc:  # network, server down: keep the batch and retry
                 if time.monotonic() + delay > deadline:
@@ -85,16 +99,21 @@ Offsets = dict[tuple[str, int], int]
 class _Batch:
     events: list[tuple[Any, ...]] = field(default_factory=list)
     dead: list[tuple[Any, ...]] = field(default_factory=list)
+    facts: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     offsets: Offsets = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.dead)
+        return bool(self.events or self.dead or self.facts)
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.dead) + sum(len(rows) for rows in self.facts.values())
 
 
 @dataclass
 class SinkStats:
     events: int = 0
     dead_letters: int = 0
+    facts: int = 0
     batches: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
 
@@ -143,6 +162,11 @@ class EventSink:
             {"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all"}
         )
         self.assigned = False
+        #: fact topic → its table (the worker's outputs)
+        self.fact_topics = {topic_name(self.prefix, table): table for table in FACT_COLUMNS}
+
+    def topics(self) -> list[str]:
+        return [*event_topics(self.prefix), *self.fact_topics]
 
     def prepare(self) -> None:
         """Apply the ClickHouse migrations; check the topics exist."""
@@ -161,7 +185,7 @@ class EventSink:
             topics = set(self.consumer.list_topics(timeout=15).topics)
         except KafkaException as exc:
             raise UserError(f"cannot reach Kafka at {self.settings.kafka_bootstrap}: {exc.args[0]}") from None
-        missing = sorted({*event_topics(self.prefix), self.dead_topic} - topics)
+        missing = sorted({*self.topics(), self.dead_topic} - topics)
         if missing:
             raise UserError(
                 f"topic(s) {', '.join(missing)} do not exist (create them with "
@@ -186,7 +210,7 @@ class EventSink:
         max_batch = max_batch or self.settings.sink_batch_size
         max_wait = max_wait if max_wait is not None else self.settings.sink_batch_seconds
         stats = SinkStats()
-        self.consumer.subscribe(event_topics(self.prefix), on_assign=self._on_assign)
+        self.consumer.subscribe(self.topics(), on_assign=self._on_assign)
         batch = _Batch()
         batch_started = time.monotonic()
         last_message = None
@@ -206,11 +230,11 @@ class EventSink:
                     self._commit(*in_flight, stats, on_batch)
                     in_flight = None
                 if batch:
-                    full = len(batch.events) + len(batch.dead) >= max_batch
+                    full = len(batch) >= max_batch
                     if full or now_mono - batch_started >= max_wait:
                         if in_flight is not None:  # at most one batch in flight
                             self._commit(*in_flight, stats, on_batch)
-                        in_flight = (writer.submit(self.writer.write, batch.events, batch.dead), batch)
+                        in_flight = (writer.submit(self.writer.write, batch.events, batch.dead, batch.facts), batch)
                         batch = _Batch()
                         batch_started = time.monotonic()
                 else:
@@ -224,7 +248,7 @@ class EventSink:
                 self._commit(*in_flight, stats, on_batch)
                 in_flight = None
             if batch:
-                last = writer.submit(self.writer.write, batch.events, batch.dead)
+                last = writer.submit(self.writer.write, batch.events, batch.dead, batch.facts)
                 self._commit(last, batch, stats, on_batch)
         finally:
             writer.shutdown(wait=True)  # a write under way finishes (or fails); it is never committed here
@@ -242,6 +266,13 @@ class EventSink:
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
         batch.offsets[topic, partition] = offset + 1
         value = msg.value()
+        table = self.fact_topics.get(topic)
+        if table is not None:
+            try:
+                batch.facts.setdefault(table, []).append(ROW_BUILDERS[table](value, offset))
+            except Exception as exc:  # a fact the worker wrote is unreadable: keep it, say why
+                self._dead(msg, f"unreadable {table} fact: {type(exc).__name__}: {exc}", ingested, batch.dead, stats)
+            return
         ts_type, ts_ms = msg.timestamp()
         try:
             if not value:
@@ -312,6 +343,7 @@ class EventSink:
             log.warning("offset commit failed (%s); the batch will be re-delivered, stored once", exc)
         stats.events += len(events)
         stats.dead_letters += len(dead)
+        stats.facts += sum(len(rows) for rows in batch.facts.values())
         stats.batches += 1
         log.debug("batch %d: %d events, %d dead letters committed", stats.batches, len(events), len(dead))
         if on_batch is not None:

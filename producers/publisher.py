@@ -20,6 +20,9 @@ from hzbus.errors import UserError
 from hzbus.topics import topic_name
 from schemas import codec
 
+#: the header that marks a record as an import of past records (see KafkaPublisher)
+HISTORICAL_HEADER = "hzbus-historical"
+
 #: called with (event, reason) for every record that could not be delivered
 FailureCallback = Callable[[Event, str], None]
 
@@ -76,10 +79,17 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
 class KafkaPublisher(EventPublisher):
     """Publishes to ``<prefix>.<family>`` topics of a real Kafka cluster."""
 
-    def __init__(self, settings: Settings, *, prefix: str | None = None, **config: Any) -> None:
+    def __init__(
+        self, settings: Settings, *, prefix: str | None = None, historical: bool = False, **config: Any
+    ) -> None:
         from confluent_kafka import Producer
 
         self._prefix = prefix or settings.topic_prefix
+        #: an import of past records: each record says so in a header, and the processors take
+        #: its recorded_at (not the broker's append time) as its publication time (domain.md)
+        self._headers: list[tuple[str, str | bytes | None]] | None = (
+            [(HISTORICAL_HEADER, b"1")] if historical else None
+        )
         self._producer = Producer(producer_config(settings, **config))
         self._topics: dict[str, str] = {}
         self._queued = 0
@@ -125,7 +135,7 @@ class KafkaPublisher(EventPublisher):
         produce = self._producer.produce
         while True:
             try:
-                produce(topic, value, key, on_delivery=delivered)
+                produce(topic, value, key, on_delivery=delivered, headers=self._headers)
                 break
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain

@@ -39,7 +39,8 @@ def alert_text(alert: Mapping[str, Any]) -> str:
     due = str(o["due_at"]).replace("T", " ")[:19]
     if alert["event"] == "resolved":
         head = "【执法协作提醒已解除】"
-        tail = f"已于 {str(o.get('fulfilled_at') or alert['at']).replace('T', ' ')[:19]} 履行（状态：{o['status']}）。"
+        done = str(o.get("fulfilled_at") or alert["at"]).replace("T", " ")[:19]
+        tail = f"已于 {done} 履行（状态：{o['status']}）。"
     elif alert["kind"] == "due_soon":
         head = "【执法协作临期提醒】"
         tail = "今日为最后期限，请及时办理。"
@@ -85,13 +86,16 @@ class WebhookNotifier(Notifier):
         import aiohttp
 
         body = {"msgtype": "text", "text": {"content": alert_text(alert)}}
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
-            async with session.post(self.url, json=body) as response:
-                if response.status >= 300:
-                    raise RuntimeError(f"webhook answered HTTP {response.status}")
-                payload = await response.text()
-                if '"errcode"' in payload and '"errcode":0' not in payload.replace(" ", ""):
-                    raise RuntimeError(f"webhook refused the message: {payload[:200]}")
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(self.url, json=body) as response,
+        ):
+            if response.status >= 300:
+                raise RuntimeError(f"webhook answered HTTP {response.status}")
+            payload = await response.text()
+            if '"errcode"' in payload and '"errcode":0' not in payload.replace(" ", ""):
+                raise RuntimeError(f"webhook refused the message: {payload[:200]}")
 
 
 async def deliver_with_retry(

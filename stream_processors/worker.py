@@ -45,12 +45,12 @@ from domain.obligations import (
 )
 from hzbus.config import Settings
 from hzbus.topics import event_topics, topic_name
+from producers.publisher import HISTORICAL_HEADER
 from schemas import codec
 from stream_processors.envelope import EVENT, from_ms, pack_event, pack_tick, to_ms, unpack
 from stream_processors.notifiers import Notifier, deliver_with_retry
 
 log = logging.getLogger("hzbus.worker")
-HISTORICAL_HEADER = "hzbus-historical"
 LOG_APPEND_TIME = 1
 
 
@@ -82,21 +82,37 @@ def change_records(change: Change) -> list[tuple[str, bytes, bytes]]:
     """(topic family, key, value) records of one change of the obligation engine."""
     if isinstance(change, ObligationChanged):
         o = change.obligation
-        value = {"obligation": o.to_dict(), "previous_status": change.previous.status if change.previous else None,
-                 "at": change.at.isoformat()}
+        value = {
+            "obligation": o.to_dict(),
+            "previous_status": change.previous.status if change.previous else None,
+            "at": change.at.isoformat(),
+        }
         return [("obligations", o.obligation_id.encode(), orjson.dumps(value))]
     if isinstance(change, Alert):
-        value = {"event": "raised", "kind": change.kind, "dedup_key": change.dedup_key,
-                 "obligation": change.obligation.to_dict(), "at": change.raised_at.isoformat()}
+        value = {
+            "event": "raised",
+            "kind": change.kind,
+            "dedup_key": change.dedup_key,
+            "obligation": change.obligation.to_dict(),
+            "at": change.raised_at.isoformat(),
+        }
         return [("alerts", change.dedup_key.encode(), orjson.dumps(value))]
     if isinstance(change, AlertResolved):
-        value = {"event": "resolved", "kind": change.alert_kind, "dedup_key": change.dedup_key,
-                 "obligation": change.obligation.to_dict(), "at": change.resolved_at.isoformat()}
+        value = {
+            "event": "resolved",
+            "kind": change.alert_kind,
+            "dedup_key": change.dedup_key,
+            "obligation": change.obligation.to_dict(),
+            "at": change.resolved_at.isoformat(),
+        }
         return [("alerts", change.dedup_key.encode(), orjson.dumps(value))]
     if isinstance(change, FindingRaised | FindingWithdrawn):
         f = change.finding
-        value = {"event": "raised" if isinstance(change, FindingRaised) else "withdrawn",
-                 "finding": f.to_dict(), "at": change.at.isoformat()}
+        value = {
+            "event": "raised" if isinstance(change, FindingRaised) else "withdrawn",
+            "finding": f.to_dict(),
+            "at": change.at.isoformat(),
+        }
         return [("findings", f.finding_id.encode(), orjson.dumps(value))]
     raise TypeError(f"unknown change {change!r}")
 
@@ -169,8 +185,9 @@ def build_app(
     )
     sources = app.topic(*event_topics(prefix), key_type=bytes, value_type=bytes)
     by_key = app.topic(topic_name(prefix, "by-key"), partitions=partitions, key_type=bytes, value_type=bytes)
-    by_subject = app.topic(topic_name(prefix, "by-subject"), partitions=partitions, key_type=bytes,
-                           value_type=bytes)
+    by_subject = app.topic(
+        topic_name(prefix, "by-subject"), partitions=partitions, key_type=bytes, value_type=bytes
+    )
     outputs = {
         family: app.topic(topic_name(prefix, family), key_type=bytes, value_type=bytes)
         for family in ("obligations", "alerts", "findings", "correlations", "alerts-undelivered")
@@ -204,8 +221,13 @@ def build_app(
                 event = codec.decode(raw)
             except codec.DecodeError as exc:
                 stats["undecodable"] += 1
-                log.warning("skipping %s[%d]@%d: does not decode (%s); the sink keeps it as a dead letter",
-                            ev.message.topic, ev.message.partition, ev.message.offset, exc)
+                log.warning(
+                    "skipping %s[%d]@%d: does not decode (%s); the sink keeps it as a dead letter",
+                    ev.message.topic,
+                    ev.message.partition,
+                    ev.message.offset,
+                    exc,
+                )
                 continue
             stats["events"] += 1
             published = published_at(ev.message)
@@ -219,7 +241,9 @@ def build_app(
             prepared = correlation.prepare(event, key)
             if prepared is not None:
                 subject = str(prepared.fields["subject_id"])
-                await by_subject.send(key=subject.encode(), value=pack_event(codec.encode(prepared), published))
+                await by_subject.send(
+                    key=subject.encode(), value=pack_event(codec.encode(prepared), published)
+                )
 
     @app.agent(by_key, concurrency=1)
     async def track(stream: Any) -> None:
@@ -262,7 +286,9 @@ def build_app(
             state, found = correlation.apply(state, event)
             subjects[ev.key] = orjson.dumps(state.to_dict())
             for c in found:
-                await outputs["correlations"].send(key=c.correlation_id.encode(), value=orjson.dumps(c.to_dict()))
+                await outputs["correlations"].send(
+                    key=c.correlation_id.encode(), value=orjson.dumps(c.to_dict())
+                )
 
     @app.agent(outputs["alerts"], concurrency=1)
     async def notify(stream: Any) -> None:
@@ -281,15 +307,17 @@ def build_app(
             stats["alerts"] += 1
             if failures:
                 await outputs["alerts-undelivered"].send(
-                    key=once, value=orjson.dumps({"alert": alert, "failures": failures}))
+                    key=once, value=orjson.dumps({"alert": alert, "failures": failures})
+                )
 
     @app.timer(sweep_interval)
     async def sweep() -> None:
         """Send a tick to every key of this worker whose wake-up time has come."""
         if app.in_recovery or app.rebalancing:
             return  # the tables are being restored: the index is rebuilt once they are
-        actives = frozenset(tp.partition for tp in app.assignor.assigned_actives()
-                            if tp.topic == by_key.get_topic_name())
+        actives = frozenset(
+            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == by_key.get_topic_name()
+        )
         if actives != assigned["by-key"]:
             assigned["by-key"] = actives
             heap.reset([(k.decode(), int(v)) for k, v in wakeups.items()])

@@ -32,6 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--mapping", help="mapping file, or the name of a shipped one (approval_register, case_register)"
     )
+    p.add_argument(
+        "--historical",
+        action="store_true",
+        help="an import of past records: the processors take each record's recorded_at as its "
+        "publication time instead of the broker's append time (operator imports only)",
+    )
     p.add_argument("--format", choices=("jsonl", "csv"), help="input format (default: from the suffix)")
     p.add_argument("--rejects", type=Path, help="reject file (default: FILE.rejects.jsonl beside the input)")
     p.add_argument("--prefix", help="topic prefix (default: HZBUS_TOPIC_PREFIX or 'hzbus')")
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     elif fmt == "csv":
         raise UserError("a CSV export needs --mapping (its columns are the department's own)")
     rejects = RejectWriter(args.rejects or path.with_name(path.name + ".rejects.jsonl"), str(path))
-    publisher = KafkaPublisher(settings, prefix=args.prefix)
+    publisher = KafkaPublisher(settings, prefix=args.prefix, historical=args.historical)
     progress = None
     if not args.no_progress:
         from tqdm import tqdm

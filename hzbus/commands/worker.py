@@ -20,11 +20,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--prefix", help="topic prefix (default: HZBUS_TOPIC_PREFIX or 'hzbus')")
     p.add_argument("--name", default="w1", help="worker name: its local state directory (default w1)")
-    p.add_argument("--webhook", action="append", default=[], metavar="URL",
-                   help="DingTalk/WeCom group-robot webhook for alerts (repeatable)")
+    p.add_argument(
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="DingTalk/WeCom group-robot webhook for alerts (repeatable)",
+    )
     p.add_argument("--no-console", action="store_true", help="do not print alerts on stdout")
-    p.add_argument("--clock-offset", type=float, default=0.0, metavar="SECONDS",
-                   help="run the deadline clocks shifted by this many seconds (drills and tests)")
+    p.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="run the deadline clocks shifted by this many seconds (drills and tests)",
+    )
     p.add_argument("--loglevel", default="warn", choices=("crit", "error", "warn", "info", "debug"))
     p.set_defaults(handler=run)
 
@@ -48,9 +58,14 @@ def run(args: argparse.Namespace) -> int:
     notifiers: list[Notifier] = [] if args.no_console else [ConsoleNotifier()]
     notifiers += [WebhookNotifier(url) for url in args.webhook]
     offset = timedelta(seconds=args.clock_offset)
-    app = build_app(settings, calendar, prefix=prefix,
-                    datadir=Path(settings.state_dir) / "worker" / prefix / args.name, notifiers=notifiers,
-                    clock=lambda: datetime.now(UTC) + offset)
+    app = build_app(
+        settings,
+        calendar,
+        prefix=prefix,
+        datadir=Path(settings.state_dir) / "worker" / prefix / args.name,
+        notifiers=notifiers,
+        clock=lambda: datetime.now(UTC) + offset,
+    )
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

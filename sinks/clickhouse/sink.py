@@ -27,8 +27,8 @@ from hzbus.config import Settings
 from hzbus.errors import UserError
 from hzbus.topics import event_topics, topic_name
 from schemas import codec
-from sinks.clickhouse.migrate import check_database_name, migrate
 from sinks.clickhouse.fact_rows import FACT_COLUMNS, ROW_BUILDERS
+from sinks.clickhouse.migrate import check_database_name, migrate
 from sinks.clickhouse.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, dead_letter_row, event_row_fast
 
 log = logging.getLogger("hzbus.sink")
@@ -234,7 +234,10 @@ class EventSink:
                     if full or now_mono - batch_started >= max_wait:
                         if in_flight is not None:  # at most one batch in flight
                             self._commit(*in_flight, stats, on_batch)
-                        in_flight = (writer.submit(self.writer.write, batch.events, batch.dead, batch.facts), batch)
+                        in_flight = (
+                            writer.submit(self.writer.write, batch.events, batch.dead, batch.facts),
+                            batch,
+                        )
                         batch = _Batch()
                         batch_started = time.monotonic()
                 else:
@@ -271,7 +274,9 @@ class EventSink:
             try:
                 batch.facts.setdefault(table, []).append(ROW_BUILDERS[table](value, offset))
             except Exception as exc:  # a fact the worker wrote is unreadable: keep it, say why
-                self._dead(msg, f"unreadable {table} fact: {type(exc).__name__}: {exc}", ingested, batch.dead, stats)
+                self._dead(
+                    msg, f"unreadable {table} fact: {type(exc).__name__}: {exc}", ingested, batch.dead, stats
+                )
             return
         ts_type, ts_ms = msg.timestamp()
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,12 +41,22 @@ def event(type_: str, **fields: Any) -> Any:
 
 
 @pytest.fixture
-def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, dict[str, list[tuple[bytes, bytes]]]]]:
+def worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Any, dict[str, list[tuple[bytes, bytes]]]]]:
     clock = {"now": NOW}
-    app = build_app(load_settings(), load_calendar(), prefix="comp", datadir=tmp_path, store="memory://",
-                    notifiers=[Recorder()], clock=lambda: clock["now"])
+    app = build_app(
+        load_settings(),
+        load_calendar(),
+        prefix="comp",
+        datadir=tmp_path,
+        store="memory://",
+        notifiers=[Recorder()],
+        clock=lambda: clock["now"],
+    )
     sent: dict[str, list[tuple[bytes, bytes]]] = {}
     for family, topic in app.hzbus_topics.items():
+
         async def send(*, key: bytes, value: bytes, _family: str = family, **_: Any) -> None:
             sent.setdefault(_family, []).append((key, value))
 
@@ -66,8 +75,14 @@ def test_a_request_routes_to_its_request_key_and_the_year_of_its_meeting_clock(w
 
 
 async def _routes(app: Any, sent: Any) -> None:
-    request = event("DeterminationRequested", source_dept="HZ-ZFJ", request_id="R-1", case_id="C-1",
-                    to_dept="HZ-GTJ", question=None)
+    request = event(
+        "DeterminationRequested",
+        source_dept="HZ-ZFJ",
+        request_id="R-1",
+        case_id="C-1",
+        to_dept="HZ-GTJ",
+        question=None,
+    )
     async with agent(app, "route").test_context() as route:
         await route.put(codec.encode(request), key=b"R-1")
     assert [k for k, _ in sent["by-key"]] == [b"request:R-1", b"year:2026"]
@@ -78,13 +93,25 @@ def test_a_missed_reply_raises_one_alert_and_a_late_reply_resolves_it(worker: An
 
 
 async def _missed_then_late(app: Any, sent: Any) -> None:
-    request = event("DeterminationRequested", source_dept="HZ-ZFJ", request_id="R-2", case_id="C-2",
-                    to_dept="HZ-GTJ", question=None)
-    reply = codec.from_canonical({
-        "type": "DeterminationReplied", "event_id": "reply-R-2", "source_dept": "HZ-GTJ",
-        "occurred_at": "2026-11-01T15:00:00+08:00", "recorded_at": "2026-11-01T15:01:00+08:00",
-        "request_id": "R-2", "conclusion": "属于违法占用耕地",
-    })
+    request = event(
+        "DeterminationRequested",
+        source_dept="HZ-ZFJ",
+        request_id="R-2",
+        case_id="C-2",
+        to_dept="HZ-GTJ",
+        question=None,
+    )
+    reply = codec.from_canonical(
+        {
+            "type": "DeterminationReplied",
+            "event_id": "reply-R-2",
+            "source_dept": "HZ-GTJ",
+            "occurred_at": "2026-11-01T15:00:00+08:00",
+            "recorded_at": "2026-11-01T15:01:00+08:00",
+            "request_id": "R-2",
+            "conclusion": "属于违法占用耕地",
+        }
+    )
     async with agent(app, "track").test_context() as track:
         await track.put(pack_event(codec.encode(request), None), key=b"request:R-2")
         await track.put(pack_tick(NOW), key=b"request:R-2")  # a sweep tick changes nothing more

@@ -19,11 +19,13 @@ from tests.conftest import Bus
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def publish_file(bus: Bus, path: Path, rejects: Path | None = None) -> PublishSummary:
+def publish_file(
+    bus: Bus, path: Path, rejects: Path | None = None, historical: bool = False
+) -> PublishSummary:
     writer = RejectWriter(rejects or path.with_suffix(".rejects.jsonl"), str(path), console=io.StringIO())
     return publish_records(
         read_records(path),
-        publisher=KafkaPublisher(bus.settings, prefix=bus.prefix),
+        publisher=KafkaPublisher(bus.settings, prefix=bus.prefix, historical=historical),
         registry=load_registry(),
         rejects=writer,
         publishing_dept=None,

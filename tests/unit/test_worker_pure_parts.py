@@ -46,16 +46,32 @@ def test_a_reset_replaces_the_heap_with_the_tables_view() -> None:
 
 def test_the_alert_text_names_department_reference_due_time_and_clause_in_chinese() -> None:
     alert = {
-        "event": "raised", "kind": "missed", "at": "2026-10-11T00:00:00+08:00",
-        "obligation": {"kind": "case_transfer", "ref": "HZ-JSJ-AJ2026-000007", "responsible_dept": "HZ-JSJ",
-                       "due_at": "2026-10-10T23:59:59+08:00", "clause": "协作机制 二(一)", "status": "missed",
-                       "provisional": False},
+        "event": "raised",
+        "kind": "missed",
+        "at": "2026-10-11T00:00:00+08:00",
+        "obligation": {
+            "kind": "case_transfer",
+            "ref": "HZ-JSJ-AJ2026-000007",
+            "responsible_dept": "HZ-JSJ",
+            "due_at": "2026-10-10T23:59:59+08:00",
+            "clause": "协作机制 二(一)",
+            "status": "missed",
+            "provisional": False,
+        },
     }
     text = alert_text(alert)
     assert text.startswith("【执法协作超期提醒】案件移送")
     for part in ("HZ-JSJ-AJ2026-000007", "市建设局", "2026-10-10 23:59:59", "协作机制 二(一)"):
         assert part in text
-    resolved = alert_text({**alert, "event": "resolved",
-                           "obligation": {**alert["obligation"], "status": "late",
-                                          "fulfilled_at": "2026-10-12T09:00:00+08:00"}})
+    resolved = alert_text(
+        {
+            **alert,
+            "event": "resolved",
+            "obligation": {
+                **alert["obligation"],
+                "status": "late",
+                "fulfilled_at": "2026-10-12T09:00:00+08:00",
+            },
+        }
+    )
     assert resolved.startswith("【执法协作提醒已解除】") and "2026-10-12 09:00:00" in resolved

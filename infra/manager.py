@@ -25,7 +25,15 @@ from hzbus.errors import UserError
 from hzbus.topics import TopicSpec, all_topics
 from infra import clickhouse_local, kafka_local, procs
 
-__all__ = ["delete_topics", "down", "ensure_installed", "ensure_topics", "ensure_up", "status"]
+__all__ = [
+    "delete_prefix",
+    "delete_topics",
+    "down",
+    "ensure_installed",
+    "ensure_topics",
+    "ensure_up",
+    "status",
+]
 
 REPLICATION_FACTOR = 1
 KAFKA_STOP_TIMEOUT_S = 30.0
@@ -78,8 +86,10 @@ def _start_kafka(settings: Settings) -> int | None:
     if pid is not None:
         procs.say(f"Kafka broker already started (pid {pid})")
         return pid
-    for p, env_var in ((port, "HZBUS_KAFKA_BOOTSTRAP"), (settings.kafka_controller_port,
-                                                          "HZBUS_KAFKA_CONTROLLER_PORT")):
+    for p, env_var in (
+        (port, "HZBUS_KAFKA_BOOTSTRAP"),
+        (settings.kafka_controller_port, "HZBUS_KAFKA_CONTROLLER_PORT"),
+    ):
         if procs.port_open(host, p):
             raise _port_taken_error("a Kafka broker", host, p, env_var)
     kafka_local.fetch_jars(settings)
@@ -101,8 +111,10 @@ def _start_clickhouse(settings: Settings) -> int | None:
     if pid is not None:
         procs.say(f"ClickHouse already started (pid {pid})")
         return pid
-    for p, env_var in ((settings.clickhouse_port, "HZBUS_CLICKHOUSE_PORT"),
-                       (settings.clickhouse_http_port, "HZBUS_CLICKHOUSE_HTTP_PORT")):
+    for p, env_var in (
+        (settings.clickhouse_port, "HZBUS_CLICKHOUSE_PORT"),
+        (settings.clickhouse_http_port, "HZBUS_CLICKHOUSE_HTTP_PORT"),
+    ):
         if procs.port_open(host, p):
             raise _port_taken_error("ClickHouse", host, p, env_var)
     binary = clickhouse_local.ensure_package()
@@ -140,10 +152,20 @@ def down(settings: Settings) -> dict[str, str]:
     """Stop the broker and the server that we started (pid file + command line check)."""
     result: dict[str, str] = {}
     services: list[tuple[str, int | None, Path, float, bool]] = [
-        ("kafka", kafka_local.running_pid(settings), kafka_local.paths(settings).pidfile,
-         KAFKA_STOP_TIMEOUT_S, kafka_local.answers(settings, timeout=2.0)),
-        ("clickhouse", clickhouse_local.running_pid(settings), clickhouse_local.paths(settings).pidfile,
-         CLICKHOUSE_STOP_TIMEOUT_S, _clickhouse_answers(settings)),
+        (
+            "kafka",
+            kafka_local.running_pid(settings),
+            kafka_local.paths(settings).pidfile,
+            KAFKA_STOP_TIMEOUT_S,
+            kafka_local.answers(settings, timeout=2.0),
+        ),
+        (
+            "clickhouse",
+            clickhouse_local.running_pid(settings),
+            clickhouse_local.paths(settings).pidfile,
+            CLICKHOUSE_STOP_TIMEOUT_S,
+            _clickhouse_answers(settings),
+        ),
     ]
     for name, pid, pidfile, timeout, answering in services:
         if pid is None:
@@ -251,8 +273,15 @@ def ensure_topics(settings: Settings, prefix: str | None = None) -> dict[str, li
     created: list[str] = []
     if missing:
         futures = admin.create_topics(
-            [NewTopic(s.name, num_partitions=s.partitions, replication_factor=REPLICATION_FACTOR,
-                      config=dict(s.config)) for s in missing],
+            [
+                NewTopic(
+                    s.name,
+                    num_partitions=s.partitions,
+                    replication_factor=REPLICATION_FACTOR,
+                    config=dict(s.config),
+                )
+                for s in missing
+            ],
             operation_timeout=TOPIC_OP_TIMEOUT_S,
             request_timeout=TOPIC_OP_TIMEOUT_S,
         )
@@ -296,11 +325,15 @@ def _verify_existing(admin: Any, settings: Settings, specs: list[TopicSpec]) -> 
         desc = ", ".join(f"{k}: {actual.get(s.name, {}).get(k)} → {v}" for k, v in diffs.items())
         procs.say(f"topic {s.name}: setting {desc}")
         fixed.append(s.name)
-        alters.append(ConfigResource(
-            ResourceType.TOPIC, s.name,
-            incremental_configs=[ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
-                                 for k, v in diffs.items()],
-        ))
+        alters.append(
+            ConfigResource(
+                ResourceType.TOPIC,
+                s.name,
+                incremental_configs=[
+                    ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in diffs.items()
+                ],
+            )
+        )
     if alters:
         for res, fut in admin.incremental_alter_configs(alters, request_timeout=TOPIC_OP_TIMEOUT_S).items():
             try:
@@ -312,8 +345,11 @@ def _verify_existing(admin: Any, settings: Settings, specs: list[TopicSpec]) -> 
         deadline = time.monotonic() + 15.0
         while True:
             actual = _describe(admin, fixed)
-            stale = [s.name for s in to_check if s.name in fixed
-                     and any(actual[s.name].get(k) != v for k, v in s.config.items())]
+            stale = [
+                s.name
+                for s in to_check
+                if s.name in fixed and any(actual[s.name].get(k) != v for k, v in s.config.items())
+            ]
             if not stale:
                 break
             if time.monotonic() > deadline:
@@ -345,7 +381,8 @@ def _wait_for_leaders(admin: Any, settings: Settings, names: list[str], budget: 
     while True:
         md = _metadata(admin, settings)
         pending = [
-            n for n in names
+            n
+            for n in names
             if n not in md.topics
             or md.topics[n].error is not None
             or any(p.leader < 0 for p in md.topics[n].partitions.values())
@@ -375,3 +412,31 @@ def delete_topics(settings: Settings, prefix: str) -> list[str]:
         except Exception as exc:
             raise UserError(f"deleting topic {name} failed: {exc}") from exc
     return sorted(names)
+
+
+def delete_prefix(settings: Settings, prefix: str) -> list[str]:
+    """Everything of a (test or demo) prefix on the broker: its catalogue topics, the worker's
+    internal topics (``<prefix>-worker-*``: table changelogs, assignor) and the consumer groups
+    of the prefix, so that a prefix used again starts from nothing. Refuses the bus prefix."""
+    deleted = delete_topics(settings, prefix)
+    admin = _admin(settings)
+    md = _metadata(admin, settings)
+    internal = [name for name in md.topics if name.startswith(f"{prefix}-worker-")]
+    if internal:
+        for name, fut in admin.delete_topics(internal, operation_timeout=TOPIC_OP_TIMEOUT_S).items():
+            try:
+                fut.result()
+            except Exception as exc:
+                raise UserError(f"deleting topic {name} failed: {exc}") from exc
+    groups = [
+        g.group_id
+        for g in admin.list_consumer_groups().result(timeout=TOPIC_OP_TIMEOUT_S).valid
+        if g.group_id.startswith((f"{prefix}-worker", f"{prefix}."))
+    ]
+    if groups:
+        for fut in admin.delete_consumer_groups(groups, request_timeout=TOPIC_OP_TIMEOUT_S).values():
+            try:
+                fut.result()
+            except Exception as exc:  # a group still in use cannot be deleted: say which
+                raise UserError(f"deleting consumer groups of prefix {prefix!r} failed: {exc}") from exc
+    return sorted([*deleted, *internal])

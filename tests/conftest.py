@@ -65,4 +65,4 @@ def bus(services: Settings) -> Iterator[Bus]:
     b = Bus(settings, prefix, database)
     yield b
     b.query("DROP DATABASE IF EXISTS {db}")
-    manager.delete_topics(services, prefix)
+    manager.delete_prefix(services, prefix)

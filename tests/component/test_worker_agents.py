@@ -113,15 +113,35 @@ async def _missed_then_late(app: Any, sent: Any) -> None:
         }
     )
     async with agent(app, "track").test_context() as track:
-        await track.put(pack_event(codec.encode(request), None), key=b"request:R-2")
+        await track.put(pack_event(codec.encode(request), request.recorded_at), key=b"request:R-2")
         await track.put(pack_tick(NOW), key=b"request:R-2")  # a sweep tick changes nothing more
         alerts = [orjson.loads(v) for _, v in sent["alerts"]]
         assert [(a["event"], a["kind"]) for a in alerts] == [("raised", "missed")]
         assert alerts[0]["obligation"]["due_at"] == "2026-10-26T23:59:59+08:00"  # 10 WD after 10-12
-        await track.put(pack_event(codec.encode(reply), None), key=b"request:R-2")
-        await track.put(pack_event(codec.encode(reply), None), key=b"request:R-2")  # a duplicate
+        await track.put(pack_event(codec.encode(reply), reply.recorded_at), key=b"request:R-2")
+        await track.put(pack_event(codec.encode(reply), reply.recorded_at), key=b"request:R-2")  # a duplicate
     alerts = [orjson.loads(v) for _, v in sent["alerts"]]
     assert [(a["event"], a["kind"]) for a in alerts] == [("raised", "missed"), ("resolved", "missed")]
     statuses = [orjson.loads(v)["obligation"]["status"] for _, v in sent["obligations"]]
     assert statuses == ["missed", "late"]
     assert app.hzbus_tables["states"].get(b"request:R-2") is not None
+
+
+def test_an_import_of_past_records_runs_on_their_own_time_and_raises_no_stale_alert(worker: Any) -> None:
+    asyncio.run(_historical(*worker))
+
+
+async def _historical(app: Any, sent: Any) -> None:
+    request = event("DeterminationRequested", source_dept="HZ-ZFJ", request_id="R-3", case_id="C-3",
+                    to_dept="HZ-GTJ", question=None)
+    reply = codec.from_canonical({
+        "type": "DeterminationReplied", "event_id": "reply-R-3", "source_dept": "HZ-GTJ",
+        "occurred_at": "2026-10-20T15:00:00+08:00", "recorded_at": "2026-10-20T15:01:00+08:00",
+        "request_id": "R-3", "conclusion": "不属于违法行为",
+    })
+    async with agent(app, "track").test_context() as track:
+        await track.put(pack_event(codec.encode(request), None), key=b"request:R-3")  # no publication time
+        await track.put(pack_event(codec.encode(reply), None), key=b"request:R-3")
+    assert "alerts" not in sent  # evaluated at each record's recorded_at: open, then met
+    statuses = [orjson.loads(v)["obligation"]["status"] for _, v in sent["obligations"]]
+    assert statuses == ["open", "met"]

@@ -22,6 +22,9 @@ import sys
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
+
+from producers.readers import SourceRecord
 
 DEMO_PREFIX = "demo"
 DEMO_DATABASE = "hzbus_demo"
@@ -101,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
         now=datetime.now(UTC),
     )
     say(
-        f"   {summary.published:,} published, {summary.rejected:,} rejected in {time.monotonic() - started:.1f} s"
+        f"   {summary.published:,} published, {summary.rejected:,} rejected "
+        f"in {time.monotonic() - started:.1f} s"
     )
 
     say("== 4/6 stream processor: deadline clocks, alerts, correlations (hzbus worker)")
@@ -225,19 +229,17 @@ def _plain(line: str) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line)
 
 
-def late_fulfilments(client: object, database: str, now: datetime, limit: int = 3) -> list[object]:
+def late_fulfilments(client: Any, database: str, now: datetime, limit: int = 3) -> list[SourceRecord]:
     """Canonical events that fulfil, late, a few obligations missed in the demo: the replies a
     requested department finally sends (DeterminationReplied) and the acknowledgements of
     transferred cases (TransferAcknowledged), each from the responsible department."""
-    from producers.readers import SourceRecord
-
-    rows = client.execute(  # type: ignore[attr-defined]
+    rows = client.execute(
         f"SELECT kind, ref, responsible_dept FROM {database}.obligations FINAL "
         "WHERE status = 'missed' AND kind IN ('determination_reply', 'transfer_ack') "
         f"ORDER BY due_at LIMIT {int(limit)}"
     )
     stamp = now.isoformat()
-    out: list[object] = []
+    out: list[SourceRecord] = []
     for i, (kind, ref, dept) in enumerate(rows, start=1):
         common = {"source_dept": dept, "occurred_at": stamp, "recorded_at": stamp}
         if kind == "determination_reply":

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import time
+from collections.abc import Callable, Iterable
 
 from hzbus.config import Settings
+from hzbus.errors import UserError
+
+log = logging.getLogger("hzbus.lag")
 
 
 def group_lag(settings: Settings, group: str, topics: Iterable[str], timeout: float = 10.0) -> int:
@@ -34,3 +39,47 @@ def group_lag(settings: Settings, group: str, topics: Iterable[str], timeout: fl
         return lag
     finally:
         consumer.close()
+
+
+def worker_topics(prefix: str) -> list[str]:
+    """The topics the worker consumes: the event families, its repartition topics and alerts."""
+    from hzbus.topics import all_topics
+
+    names = [s.name for s in all_topics(prefix) if s.carries_events or s.family.startswith("by-")]
+    return [*names, f"{prefix}.alerts"]
+
+
+def wait_for_worker(
+    settings: Settings,
+    prefix: str,
+    *,
+    quiet: float = 6.0,
+    timeout: float = 600.0,
+    alive: Callable[[], bool] = lambda: True,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Until the worker group of ``prefix`` has consumed everything and stayed so for ``quiet``
+    seconds (long enough for its deadline sweep to catch up after an import)."""
+    group = f"{prefix}-worker"
+    topics = worker_topics(prefix)
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    while True:
+        if not alive():
+            raise UserError("the worker stopped; run `hzbus worker` to see why")
+        try:
+            lag = group_lag(settings, group, topics)
+        except Exception as exc:  # a broker hiccup (leader moving, topic just created): ask again
+            log.info("lag of %s unknown for now: %s", group, exc)
+            lag = -1
+        if progress is not None and lag >= 0:
+            progress(lag)
+        if lag == 0:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= quiet:
+                return
+        else:
+            quiet_since = None
+        if time.monotonic() > deadline:
+            raise UserError(f"the worker did not catch up within {timeout:.0f} s ({lag} messages to go)")
+        time.sleep(1.0)

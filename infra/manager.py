@@ -414,7 +414,7 @@ def delete_topics(settings: Settings, prefix: str) -> list[str]:
     return sorted(names)
 
 
-def delete_prefix(settings: Settings, prefix: str) -> list[str]:
+def delete_prefix(settings: Settings, prefix: str, wait_groups: float = 60.0) -> list[str]:
     """Everything of a (test or demo) prefix on the broker: its catalogue topics, the worker's
     internal topics (``<prefix>-worker-*``: table changelogs, assignor) and the consumer groups
     of the prefix, so that a prefix used again starts from nothing. Refuses the bus prefix."""
@@ -433,10 +433,17 @@ def delete_prefix(settings: Settings, prefix: str) -> list[str]:
         for g in admin.list_consumer_groups().result(timeout=TOPIC_OP_TIMEOUT_S).valid
         if g.group_id.startswith((f"{prefix}-worker", f"{prefix}."))
     ]
-    if groups:
-        for fut in admin.delete_consumer_groups(groups, request_timeout=TOPIC_OP_TIMEOUT_S).values():
+    deadline = time.monotonic() + wait_groups
+    while groups:
+        busy = []
+        for group, fut in admin.delete_consumer_groups(groups, request_timeout=TOPIC_OP_TIMEOUT_S).items():
             try:
                 fut.result()
-            except Exception as exc:  # a group still in use cannot be deleted: say which
-                raise UserError(f"deleting consumer groups of prefix {prefix!r} failed: {exc}") from exc
+            except Exception as exc:  # a member still leaving: wait for it, within reason
+                if "NON_EMPTY_GROUP" not in str(exc) or time.monotonic() > deadline:
+                    raise UserError(f"deleting consumer group {group!r} failed: {exc}") from exc
+                busy.append(group)
+        groups = busy
+        if groups:
+            time.sleep(1.0)
     return sorted([*deleted, *internal])

@@ -311,7 +311,8 @@ def build_app(
             if delivered.get(once) is not None:
                 continue
             failures = {}
-            for notifier in notifiers:
+            superseded = alert["kind"] == "due_soon" and alert["obligation"]["status"] == "missed"
+            for notifier in () if superseded else notifiers:  # the missed alert says it all
                 error = await deliver_with_retry(notifier, alert)
                 if error is not None:
                     failures[notifier.name] = error

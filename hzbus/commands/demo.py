@@ -58,9 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from domain.scorecard import Quarter
     from hzbus.config import PROJECT_ROOT, load_settings
     from hzbus.errors import UserError
-    from hzbus.lag import group_lag
+    from hzbus.lag import wait_for_worker
     from hzbus.tables import render
-    from hzbus.topics import all_topics
     from infra import manager
     from producers.pipeline import RejectWriter, publish_records
     from producers.publisher import KafkaPublisher
@@ -120,26 +119,8 @@ def run(args: argparse.Namespace) -> int:
             stderr=subprocess.DEVNULL,
         )
     try:
-        topics = [s.name for s in all_topics(DEMO_PREFIX) if s.carries_events or s.family.startswith("by-")]
-        topics.append(f"{DEMO_PREFIX}.alerts")
-        deadline = time.monotonic() + 600
-        quiet_since = None
-        while True:
-            if worker.poll() is not None:
-                raise UserError(
-                    f"the worker stopped (exit {worker.returncode}); run `hzbus worker` to see why"
-                )
-            lag = group_lag(settings, f"{DEMO_PREFIX}-worker", topics)
-            say(f"   worker: {lag:,} messages to go")
-            if lag == 0:
-                quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since > 6:  # the sweep has caught up with the present
-                    break
-            else:
-                quiet_since = None
-            if time.monotonic() > deadline:
-                raise UserError("the worker did not catch up within 10 minutes")
-            time.sleep(1.5)
+        wait_for_worker(settings, DEMO_PREFIX, alive=lambda: worker.poll() is None,
+                        progress=lambda lag: say(f"   worker: {lag:,} messages to go"))
 
         say("== 5/6 ClickHouse sink (events and the worker's facts, until it has caught up)")
         sink = EventSink(settings)
@@ -158,9 +139,7 @@ def run(args: argparse.Namespace) -> int:
             now=datetime.now(UTC),
         )
         time.sleep(1.0)
-        while group_lag(settings, f"{DEMO_PREFIX}-worker", topics) > 0:
-            time.sleep(0.5)
-        time.sleep(2.0)
+        wait_for_worker(settings, DEMO_PREFIX, quiet=2.0, alive=lambda: worker.poll() is None)
         stats = EventSink(settings).run(stop_when_idle=3.0)
         say(f"   {stats.events:,} events, {stats.facts:,} facts stored")
     finally:

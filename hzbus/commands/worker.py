@@ -68,5 +68,6 @@ def run(args: argparse.Namespace) -> int:
     )
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # its terminal codes would mix with the alerts printed on stdout
     worker.execute_from_commandline()
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -64,3 +65,43 @@ def stored_event_ids(bus: Bus) -> set[str]:
 
 def distinct_count(bus: Bus) -> int:
     return int(bus.query("SELECT count() FROM {db}.events FINAL")[0][0])
+
+
+def worker_process(
+    bus: Bus, name: str = "w1", *extra: str, output: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``hzbus worker`` for the test's prefix; alerts printed to ``output`` (or discarded)."""
+    env = dict(os.environ)
+    env.update(
+        HZBUS_TOPIC_PREFIX=bus.prefix,
+        HZBUS_CLICKHOUSE_DATABASE=bus.database,
+        HZBUS_KAFKA_BOOTSTRAP=bus.settings.kafka_bootstrap,
+    )
+    out = output.open("ab") if output is not None else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "hzbus.cli", "worker", "--name", name, "--loglevel", "error", *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def stored_obligations(bus: Bus) -> dict[str, tuple[object, ...]]:
+    """obligation id → (status, due_at, fulfilled_at, responsible_dept), as stored in ClickHouse."""
+    rows = bus.query(
+        "SELECT obligation_id, status, toUnixTimestamp(due_at), "
+        "if(isNull(fulfilled_at), 0, toUnixTimestamp(assumeNotNull(fulfilled_at))), responsible_dept "
+        "FROM {db}.obligations FINAL"
+    )
+    return {r[0]: tuple(r[1:]) for r in rows}

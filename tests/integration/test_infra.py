@@ -93,12 +93,14 @@ def test_broker_stamps_append_time(live: Settings, prefix: str) -> None:
     producer.produce(topic, key=b"k", value=b"v", timestamp=typed_ms)
     assert producer.flush(15) == 0
 
-    consumer = Consumer({
-        "bootstrap.servers": live.kafka_bootstrap,
-        "group.id": f"{prefix}-check",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": live.kafka_bootstrap,
+            "group.id": f"{prefix}-check",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     try:
         consumer.subscribe([topic])
         msg = None
@@ -120,8 +122,14 @@ def test_existing_topic_config_is_corrected(live: Settings, prefix: str) -> None
     spec = next(s for s in all_topics(prefix) if s.config.get("message.timestamp.type"))
     admin = _admin(live)
     futures = admin.create_topics(
-        [NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=1,
-                  config={"message.timestamp.type": "CreateTime"})]
+        [
+            NewTopic(
+                spec.name,
+                num_partitions=spec.partitions,
+                replication_factor=1,
+                config={"message.timestamp.type": "CreateTime"},
+            )
+        ]
     )
     futures[spec.name].result()
 

@@ -121,6 +121,7 @@ def test_a_worker_killed_before_a_due_time_raises_the_alert_once_after_restart(
     assert "超期提醒" in missed[0] and "2026-10-26 23:59:59" in missed[0] and "协作机制 五(二)" in missed[0]
     run_sink(bus)
     raised = bus.query(
-        "SELECT kind, count() FROM {db}.alerts FINAL WHERE ref = 'RD-KILL-1' AND event = 'raised' GROUP BY kind"
+        "SELECT kind, count() FROM {db}.alerts FINAL "
+        "WHERE ref = 'RD-KILL-1' AND event = 'raised' GROUP BY kind"
     )
     assert dict(raised) == {"due_soon": 1, "missed": 1}

@@ -5,7 +5,8 @@ original Avro bytes plus its publication time) or a *tick*: "re-evaluate this ke
 by the deadline sweep so that state changes happen inside the agent that owns the key.
 
     b"E" + int64 publication ms (-1: none; the core then uses recorded_at) + Avro bytes
-    b"T" + int64 now ms
+    b"T" + int64 now ms                                   (one key: the record's key)
+    b"K" + int64 now ms + keys joined by newlines         (many keys of the record's partition)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 
 EVENT = 0x45  # "E"
 TICK = 0x54  # "T"
+TICKS = 0x4B  # "K"
 _MS = struct.Struct(">q")
 
 
@@ -34,10 +36,18 @@ def pack_tick(now: datetime) -> bytes:
     return b"T" + _MS.pack(to_ms(now))
 
 
+def pack_ticks(now: datetime, keys: list[str]) -> bytes:
+    return b"K" + _MS.pack(to_ms(now)) + "\n".join(keys).encode("utf-8")
+
+
+def tick_keys(payload: bytes) -> list[str]:
+    return payload.decode("utf-8").split("\n") if payload else []
+
+
 def unpack(value: bytes) -> tuple[int, datetime | None, bytes]:
     """(kind, time, payload): for an event the publication time (or None) and the Avro bytes;
-    for a tick the moment to evaluate at and b""."""
-    if len(value) < 9 or value[0] not in (EVENT, TICK):
+    for a tick the moment to evaluate at and b"" (or, for a batch of ticks, the keys)."""
+    if len(value) < 9 or value[0] not in (EVENT, TICK, TICKS):
         raise ValueError("not a worker envelope")
     (ms,) = _MS.unpack_from(value, 1)
     return value[0], (from_ms(ms) if ms >= 0 else None), value[9:]

@@ -53,7 +53,17 @@ from hzbus.config import Settings
 from hzbus.topics import event_topics, topic_name
 from producers.publisher import HISTORICAL_HEADER
 from schemas import codec
-from stream_processors.envelope import EVENT, from_ms, pack_event, pack_tick, to_ms, unpack
+from stream_processors.envelope import (
+    EVENT,
+    TICKS,
+    from_ms,
+    pack_event,
+    pack_tick,
+    pack_ticks,
+    tick_keys,
+    to_ms,
+    unpack,
+)
 from stream_processors.notifiers import Notifier, deliver_with_retry
 
 log = logging.getLogger("hzbus.worker")
@@ -129,26 +139,31 @@ class DeadlineHeap:
 
     entries: list[tuple[int, str]] = field(default_factory=list)
     current: dict[str, int] = field(default_factory=dict)
+    partitions: dict[str, int] = field(default_factory=dict)
 
-    def set(self, key: str, wake_ms: int | None) -> None:
+    def set(self, key: str, wake_ms: int | None, partition: int = -1) -> None:
         if wake_ms is None:
             self.current.pop(key, None)
+            self.partitions.pop(key, None)
             return
+        self.partitions[key] = partition
         if self.current.get(key) != wake_ms:
             self.current[key] = wake_ms
             heapq.heappush(self.entries, (wake_ms, key))
 
-    def due(self, now_ms: int) -> list[str]:
+    def due(self, now_ms: int) -> list[tuple[str, int]]:
+        """(key, partition) of every key whose latest wake-up time has come, once."""
         keys = []
         while self.entries and self.entries[0][0] <= now_ms:
             wake, key = heapq.heappop(self.entries)
             if self.current.get(key) == wake:
                 del self.current[key]
-                keys.append(key)
+                keys.append((key, self.partitions.pop(key, -1)))
         return keys
 
-    def reset(self, items: Sequence[tuple[str, int]]) -> None:
-        self.current = dict(items)
+    def reset(self, items: Sequence[tuple[str, int, int]]) -> None:
+        self.current = {k: w for k, w, _ in items}
+        self.partitions = {k: p for k, _, p in items}
         self.entries = [(w, k) for k, w in self.current.items()]
         heapq.heapify(self.entries)
 
@@ -165,6 +180,7 @@ def build_app(
     partitions: int = 8,
     store: str = "rocksdb://",
     import_quiet: float = 3.0,
+    cache_size: int = 50_000,
 ) -> Any:
     """The Faust app of ``hzbus worker`` (nothing connects until it is started)."""
     import faust
@@ -205,6 +221,13 @@ def build_app(
     delivered = app.Table("alerts-delivered", partitions=partitions, key_type=bytes, value_type=bytes)
     heap = DeadlineHeap()
     seen_years: set[int] = set()
+    #: decoded states of this worker's keys, most recently used last (the table stays the truth)
+    cache: dict[str, KeyState] = {}
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget(_app: Any, revoked: Any, **_: Any) -> None:
+        cache.clear()  # another worker may change those keys before they come back
+
     #: monotonic time of the last imported past record (see ``sweep``)
     importing = {"last": -1e9}
     assigned: dict[str, frozenset[int]] = {"by-key": frozenset()}
@@ -242,25 +265,48 @@ def build_app(
             published = published_at(ev.message)
             envelope = pack_event(raw, published)
             for ckey in obligations.correlation_keys(event):
-                await by_key.send(key=ckey.encode(), value=envelope)
+                by_key.send_soon(key=ckey.encode(), value=envelope)
             year = shanghai_date(event.occurred_at).year
             if year not in seen_years:  # the annual_joint_meeting clock of that year
                 seen_years.add(year)
-                await by_key.send(key=obligations.year_key(year).encode(), value=pack_tick(clock()))
+                by_key.send_soon(key=obligations.year_key(year).encode(), value=pack_tick(clock()))
             prepared = correlation.prepare(event, key)
             if prepared is not None:
                 subject = str(prepared.fields["subject_id"])
-                await by_subject.send(
+                by_subject.send_soon(
                     key=subject.encode(), value=pack_event(codec.encode(prepared), published)
                 )
+
+    def step(ckey: str, partition: int, event: Event | None, now: datetime) -> None:
+        """Apply one event (or, with None, the passing of time) to one key; store; emit."""
+        raw_key = ckey.encode()
+        state = cache.pop(ckey, None) or load_state(ckey, states.get(raw_key))
+        if event is not None:
+            state, changes = obligations.apply(state, event, calendar, now)
+        else:
+            state, changes = obligations.advance(state, now, calendar)
+        states[raw_key] = dump_state(state)
+        cache[ckey] = state  # most recently used last
+        if len(cache) > cache_size:
+            del cache[next(iter(cache))]
+        wake = obligations.next_wakeup(state, calendar)
+        wake_ms = to_ms(wake) if wake is not None else None
+        if wake_ms is None:
+            if raw_key in wakeups:
+                del wakeups[raw_key]
+        else:
+            wakeups[raw_key] = f"{wake_ms}:{partition}".encode()
+        heap.set(ckey, wake_ms, partition)
+        for change in changes:
+            for family, k, v in change_records(change):
+                outputs[family].send_soon(key=k, value=v)
 
     @app.agent(by_key, concurrency=1)
     async def track(stream: Any) -> None:
         """Keep each key's obligation state; emit obligation, alert and finding facts."""
         async for ev in stream.events():
-            ckey = ev.key.decode()
             kind, moment, payload = unpack(ev.value)
-            state = load_state(ckey, states.get(ev.key))
+            partition = ev.message.partition
             now = clock()
             if kind == EVENT:
                 event = codec.decode(payload)
@@ -269,21 +315,13 @@ def build_app(
                 else:  # an import of past records runs on its own time, not the wall clock
                     now = min(now, event.recorded_at)
                     importing["last"] = time.monotonic()
-                state, changes = obligations.apply(state, event, calendar, now)
+                step(ev.key.decode(), partition, event, now)
+            elif kind == TICKS:  # the sweep's batch: keys of this record's partition
+                at = max(now, moment or now)
+                for ckey in tick_keys(payload):
+                    step(ckey, partition, None, at)
             else:
-                state, changes = obligations.advance(state, max(now, moment or now), calendar)
-            states[ev.key] = dump_state(state)
-            wake = obligations.next_wakeup(state, calendar)
-            wake_ms = to_ms(wake) if wake is not None else None
-            if wake_ms is None:
-                if ev.key in wakeups:
-                    del wakeups[ev.key]
-            else:
-                wakeups[ev.key] = str(wake_ms).encode()
-            heap.set(ckey, wake_ms)
-            for change in changes:
-                for family, k, v in change_records(change):
-                    await outputs[family].send(key=k, value=v)
+                step(ev.key.decode(), partition, None, max(now, moment or now))
 
     @app.agent(by_subject, concurrency=1)
     async def correlate(stream: Any) -> None:
@@ -298,7 +336,7 @@ def build_app(
             state, found = correlation.apply(state, event)
             subjects[ev.key] = orjson.dumps(state.to_dict())
             for c in found:
-                await outputs["correlations"].send(
+                outputs["correlations"].send_soon(
                     key=c.correlation_id.encode(), value=orjson.dumps(c.to_dict())
                 )
 
@@ -335,11 +373,24 @@ def build_app(
         )
         if actives != assigned["by-key"]:
             assigned["by-key"] = actives
-            heap.reset([(k.decode(), int(v)) for k, v in wakeups.items()])
+            entries = []
+            for k, v in wakeups.items():
+                wake, _, part = v.decode().partition(":")
+                entries.append((k.decode(), int(wake), int(part or -1)))
+            heap.reset(entries)
             log.info("deadline index rebuilt: %d keys on partitions %s", len(heap.current), sorted(actives))
         now = clock()
-        for ckey in heap.due(to_ms(now)):
-            await by_key.send(key=ckey.encode(), value=pack_tick(now))
+        by_partition: dict[int, list[str]] = {}
+        for ckey, partition in heap.due(to_ms(now)):
+            if partition < 0:  # no partition on record (older index entry): a tick of its own
+                by_key.send_soon(key=ckey.encode(), value=pack_tick(now))
+            else:
+                by_partition.setdefault(partition, []).append(ckey)
+        for partition, keys in by_partition.items():  # one record per partition, not per key
+            for i in range(0, len(keys), 2000):
+                by_key.send_soon(
+                    key=b"__ticks__", partition=partition, value=pack_ticks(now, keys[i : i + 2000])
+                )
 
     return app
 

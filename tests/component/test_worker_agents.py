@@ -57,9 +57,13 @@ def worker(
     sent: dict[str, list[tuple[bytes, bytes]]] = {}
     for family, topic in app.hzbus_topics.items():
 
-        async def send(*, key: bytes, value: bytes, _family: str = family, **_: Any) -> None:
+        def send_soon(*, key: bytes, value: bytes, _family: str = family, **_: Any) -> None:
             sent.setdefault(_family, []).append((key, value))
 
+        async def send(*, key: bytes, value: bytes, _family: str = family, **_: Any) -> None:
+            send_soon(key=key, value=value, _family=_family)
+
+        monkeypatch.setattr(topic, "send_soon", send_soon)
         monkeypatch.setattr(topic, "send", send)
     app.finalize()
     app.conf.store = "memory://"

@@ -6,7 +6,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from stream_processors.envelope import EVENT, TICK, pack_event, pack_tick, unpack
+from stream_processors.envelope import (
+    EVENT,
+    TICK,
+    TICKS,
+    pack_event,
+    pack_tick,
+    pack_ticks,
+    tick_keys,
+    unpack,
+)
 from stream_processors.notifiers import alert_text
 from stream_processors.worker import DeadlineHeap
 
@@ -17,6 +26,8 @@ def test_an_event_envelope_keeps_the_publication_time_and_the_avro_bytes() -> No
     assert unpack(pack_event(b"\xc3\x01avro", T)) == (EVENT, T, b"\xc3\x01avro")
     assert unpack(pack_event(b"x", None)) == (EVENT, None, b"x")
     assert unpack(pack_tick(T)) == (TICK, T, b"")
+    kind, at, payload = unpack(pack_ticks(T, ["case:A", "request:R-1"]))
+    assert (kind, at, tick_keys(payload)) == (TICKS, T, ["case:A", "request:R-1"])
 
 
 def test_a_value_that_is_no_envelope_is_refused() -> None:
@@ -26,22 +37,22 @@ def test_a_value_that_is_no_envelope_is_refused() -> None:
 
 def test_the_heap_gives_each_key_once_when_its_latest_wake_up_time_comes() -> None:
     heap = DeadlineHeap()
-    heap.set("case:A", 100)
-    heap.set("case:B", 50)
-    heap.set("case:A", 200)  # moved later: the old entry is stale
-    heap.set("case:C", 10)
+    heap.set("case:A", 100, 3)
+    heap.set("case:B", 50, 1)
+    heap.set("case:A", 200, 3)  # moved later: the old entry is stale
+    heap.set("case:C", 10, 0)
     heap.set("case:C", None)  # nothing left to wait for
-    assert heap.due(99) == ["case:B"]
+    assert heap.due(99) == [("case:B", 1)]
     assert heap.due(150) == []
-    assert heap.due(200) == ["case:A"]
+    assert heap.due(200) == [("case:A", 3)]
     assert heap.due(10_000) == []
 
 
 def test_a_reset_replaces_the_heap_with_the_tables_view() -> None:
     heap = DeadlineHeap()
-    heap.set("case:gone", 5)
-    heap.reset([("case:A", 30), ("case:B", 20)])
-    assert heap.due(100) == ["case:B", "case:A"]
+    heap.set("case:gone", 5, 0)
+    heap.reset([("case:A", 30, 2), ("case:B", 20, 5)])
+    assert heap.due(100) == [("case:B", 5), ("case:A", 2)]
 
 
 def test_the_alert_text_names_department_reference_due_time_and_clause_in_chinese() -> None:

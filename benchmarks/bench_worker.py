@@ -1,0 +1,157 @@
+"""Stream throughput of the worker (issue 3) against a bare aiokafka + fastavro consume loop.
+
+The same simulated events are published once to a fresh prefix; then, in the same run:
+
+* baseline: a bare aiokafka consumer reads every event topic from the start and decodes each
+  value with fastavro (schemaless_reader behind the 10-byte single-object header), nothing else;
+* worker: ``hzbus worker`` processes the same topics (decode, re-key, fold, evaluate, tables,
+  outputs), timed from its first consumed event to the moment its group has no lag left.
+
+Usage: ``.venv/bin/python -m benchmarks.bench_worker [--events 50000]``; writes
+``benchmarks/results/worker.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from domain.departments import load_registry
+from hzbus.config import PROJECT_ROOT, load_settings
+from hzbus.lag import group_lag, worker_topics
+from hzbus.topics import event_topics
+from infra import manager
+from producers.pipeline import RejectWriter, publish_records
+from producers.publisher import KafkaPublisher
+from producers.readers import read_records
+from producers.simulate import write_simulation
+from schemas import codec
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+async def bare_loop(bootstrap: str, topics: list[str], n: int) -> float:
+    """Events/s of a bare aiokafka + fastavro loop over ``topics`` (n events in all)."""
+    from aiokafka import AIOKafkaConsumer
+    from fastavro import parse_schema, schemaless_reader
+
+    readers = {codec.fingerprint_of(t): parse_schema(codec.schema_of(t)) for t in codec.event_types()}
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=f"bare-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen = 0
+    started = None
+    try:
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batch.values():
+                if started is None:
+                    started = time.perf_counter()
+                for record in records:
+                    value = record.value
+                    schemaless_reader(io.BytesIO(value[10:]), readers[value[2:10].hex()], None)
+                    seen += 1
+    finally:
+        await consumer.stop()
+    assert started is not None
+    return n / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    args = parser.parse_args()
+    tag = uuid.uuid4().hex[:8]
+    prefix = f"benchworker{tag}"
+    base = load_settings()
+    settings = load_settings(topic_prefix=prefix)
+    manager.ensure_installed(settings)
+    manager.ensure_up(settings)
+    manager.ensure_topics(settings, prefix=prefix)
+    work = Path(settings.state_dir) / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    full = work / "worker-full.jsonl"
+    write_simulation(full, days=60, seed=13, start=date(2026, 9, 1), scale=max(1.0, args.events / 6000))
+    path = work / f"worker-{args.events}.jsonl"
+    lines = full.read_bytes().splitlines()[: args.events]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    n = len(lines)
+    try:
+        publish_records(
+            read_records(path),
+            publisher=KafkaPublisher(settings, historical=True),
+            registry=load_registry(),
+            rejects=RejectWriter(work / "worker.rejects.jsonl", str(path), console=io.StringIO()),
+            publishing_dept=None,
+            now=datetime.now(UTC),
+        )
+        bare = asyncio.run(bare_loop(settings.kafka_bootstrap, event_topics(prefix), n))
+        env = {**os.environ, "HZBUS_TOPIC_PREFIX": prefix}
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hzbus.cli",
+                "worker",
+                "--name",
+                "bench",
+                "--no-console",
+                "--loglevel",
+                "error",
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        topics = event_topics(prefix)
+        group = f"{prefix}-worker"
+        try:
+            total = group_lag(settings, group, topics)
+            while group_lag(settings, group, topics) >= total:  # until the first commit
+                time.sleep(0.1)
+            started = time.perf_counter()
+            start_lag = group_lag(settings, group, topics)
+            while group_lag(settings, group, worker_topics(prefix)) > 0:
+                time.sleep(0.2)
+            elapsed = time.perf_counter() - started
+        finally:
+            worker.terminate()
+            worker.wait(30)
+        processed = total - (total - start_lag)  # events still to go when the clock started
+        worker_eps = processed / elapsed
+    finally:
+        manager.delete_prefix(base, prefix)
+    result = {
+        "events": n,
+        "bare_aiokafka_fastavro_eps": bare,
+        "worker_eps": worker_eps,
+        "ratio": worker_eps / bare,
+        "target": 0.5,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "worker.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"{n:,} events: worker {worker_eps:,.0f} events/s, "
+        f"bare aiokafka + fastavro loop {bare:,.0f} events/s, "
+        f"ratio {worker_eps / bare:.1%} (target >= 50%)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -7,12 +7,12 @@ The values are JSON facts computed by the core (``stream_processors.worker.chang
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from domain.events import SHANGHAI
+from domain.scorecard import Quarter
 
 FACT_COLUMNS: dict[str, tuple[str, ...]] = {
     "obligations": (
@@ -74,10 +74,9 @@ def _t(text: str | None) -> datetime | None:
 
 
 def quarter_of(moment: datetime) -> str:
-    """The calendar quarter (Asia/Shanghai) of a moment, e.g. ``2026Q4``: the scorecard's quarter
-    of an obligation is the quarter of its due time [考评办法]."""
-    d: date = moment.astimezone(SHANGHAI).date()
-    return f"{d.year}Q{(d.month - 1) // 3 + 1}"
+    """The scorecard's quarter of an obligation: the calendar quarter of its due time, as the
+    scorecard core computes it (``domain.scorecard.Quarter.of``) [考评办法]."""
+    return str(Quarter.of(moment))
 
 
 def obligation_row(value: bytes, version: int) -> tuple[Any, ...]:

@@ -555,8 +555,8 @@ def from_canonical(obj: Mapping[str, Any]) -> Event:
     """The :class:`Event` of one canonical JSON object, validated strictly against the current
     schema of its ``type``. Times come back in +08:00; optional fields may be absent or null
     (both give ``None``). Department codes are not checked here (the producer does that)."""
-    if type(obj) is dict:
-        read = (_REGISTRY or _registry()).readers.get(obj.get("type"))  # type: ignore[arg-type]
+    if type(obj) is dict and type(event_type := obj.get("type")) is str:
+        read = (_REGISTRY or _registry()).readers.get(event_type)
         if read is not None:
             try:
                 return read(obj)

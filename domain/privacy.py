@@ -15,6 +15,9 @@ import re
 from functools import lru_cache
 
 _ID_RE = re.compile(r"^\d{17}[\dXx]$")
+_OLD_ID_RE = re.compile(r"^\d{15}$")  # first-generation 15-digit ID numbers
+_USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 PSEUDONYM_PREFIX = "P-"
@@ -28,14 +31,34 @@ def is_personal_id(subject_id: str) -> bool:
     return _CHECK[total % 11] == subject_id[17].upper()
 
 
+def is_uscc(subject_id: str) -> bool:
+    """True for a well-formed 统一社会信用代码 (GB 32100, with its check character)."""
+    code = subject_id.upper()
+    if len(code) != 18 or any(c not in _USCC_CHARS for c in code):
+        return False
+    total = sum(_USCC_CHARS.index(c) * w for c, w in zip(code[:17], _USCC_WEIGHTS, strict=True))
+    return _USCC_CHARS[(31 - total % 31) % 31] == code[17]
+
+
+def looks_personal(subject_id: str) -> bool:
+    """Whether a subject id must be treated as a personal ID number: a valid one, or anything
+    shaped like one (a mistyped check digit, a 15-digit old number) that is not a valid
+    organisation code. When in doubt, pseudonymise: a leak cannot be undone."""
+    if is_personal_id(subject_id):
+        return True
+    shaped = bool(_ID_RE.match(subject_id) or _OLD_ID_RE.match(subject_id))
+    return shaped and not is_uscc(subject_id)
+
+
 @lru_cache(maxsize=65_536)  # subjects recur across a case's events; the result is a pure function
 def pseudonymise(subject_id: str, key: bytes) -> str:
-    """The subject id as analysts may see it: personal ID numbers become ``P-<hmac>``.
+    """The subject id as analysts may see it: personal ID numbers (and ids shaped like one, see
+    :func:`looks_personal`) become ``P-<hmac>``.
 
     Organisation codes pass unchanged. The same ID and key always give the same pseudonym,
     so correlation and repeat-offender counts work on pseudonymised data.
     """
-    if not is_personal_id(subject_id):
+    if not looks_personal(subject_id):
         return subject_id
     digest = hmac.new(key, subject_id.upper().encode("ascii"), hashlib.sha256).hexdigest()
     return PSEUDONYM_PREFIX + digest[:32]

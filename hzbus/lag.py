@@ -70,7 +70,7 @@ def wait_for_worker(
         try:
             lag = group_lag(settings, group, topics)
         except Exception as exc:  # a broker hiccup (leader moving, topic just created): ask again
-            log.info("lag of %s unknown for now: %s", group, exc)
+            log.debug("lag of %s unknown for now: %s", group, exc)
             lag = -1
         if progress is not None and lag >= 0:
             progress(lag)

@@ -29,6 +29,7 @@ from domain.departments import load_registry
 from hzbus.config import PROJECT_ROOT, load_settings
 from hzbus.lag import wait_for_worker
 from infra import manager
+from infra.procs import die_with_parent
 from producers.pipeline import RejectWriter, publish_records
 from producers.publisher import KafkaPublisher
 from producers.readers import read_records
@@ -89,6 +90,7 @@ def main() -> None:
             str(offset),
         ],
         cwd=PROJECT_ROOT,
+        preexec_fn=die_with_parent,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

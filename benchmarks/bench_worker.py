@@ -30,6 +30,7 @@ from hzbus.config import PROJECT_ROOT, load_settings
 from hzbus.lag import group_lag, worker_topics
 from hzbus.topics import event_topics
 from infra import manager
+from infra.procs import die_with_parent
 from producers.pipeline import RejectWriter, publish_records
 from producers.publisher import KafkaPublisher
 from producers.readers import read_records
@@ -114,6 +115,7 @@ def main() -> None:
                 "error",
             ],
             cwd=PROJECT_ROOT,
+            preexec_fn=die_with_parent,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

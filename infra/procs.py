@@ -159,3 +159,13 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for a child that must not outlive the process that started it (a worker
+    started by the demo or a test): Linux sends it SIGKILL when the parent dies."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from hzbus.lag import wait_for_worker
     from hzbus.tables import render
     from infra import manager
+    from infra.procs import die_with_parent
     from producers.pipeline import RejectWriter, publish_records
     from producers.publisher import KafkaPublisher
     from producers.readers import read_records
@@ -110,17 +111,24 @@ def run(args: argparse.Namespace) -> int:
     say("== 4/6 stream processor: deadline clocks, alerts, correlations (hzbus worker)")
     alerts_out = work / "alerts.txt"
     env = {**os.environ, "HZBUS_TOPIC_PREFIX": DEMO_PREFIX, "HZBUS_CLICKHOUSE_DATABASE": DEMO_DATABASE}
-    with alerts_out.open("w") as out:
+    worker_log = work / "worker.log"
+    with alerts_out.open("w") as out, worker_log.open("w") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "hzbus.cli", "worker", "--name", "demo", "--loglevel", "error"],
+            [sys.executable, "-m", "hzbus.cli", "worker", "--name", "demo", "--loglevel", "warn"],
             cwd=PROJECT_ROOT,
+            preexec_fn=die_with_parent,
             env=env,
             stdout=out,
-            stderr=subprocess.DEVNULL,
+            stderr=log,
         )
+    say(f"   alerts to {alerts_out}, worker log {worker_log}")
     try:
-        wait_for_worker(settings, DEMO_PREFIX, alive=lambda: worker.poll() is None,
-                        progress=lambda lag: say(f"   worker: {lag:,} messages to go"))
+        wait_for_worker(
+            settings,
+            DEMO_PREFIX,
+            alive=lambda: worker.poll() is None,
+            progress=lambda lag: say(f"   worker: {lag:,} messages to go"),
+        )
 
         say("== 5/6 ClickHouse sink (events and the worker's facts, until it has caught up)")
         sink = EventSink(settings)

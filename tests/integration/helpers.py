@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from domain.departments import load_registry
+from infra.procs import die_with_parent
 from producers.pipeline import PublishSummary, RejectWriter, publish_records
 from producers.publisher import KafkaPublisher
 from producers.readers import read_records
@@ -52,6 +53,7 @@ def sink_process(bus: Bus, *extra: str, batch_size: int | None = None) -> subpro
         env["HZBUS_SINK_BATCH_SECONDS"] = "0.05"
     return subprocess.Popen(
         [sys.executable, "-m", "hzbus.cli", "sink", "clickhouse", *extra],
+        preexec_fn=die_with_parent,
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -80,6 +82,7 @@ def worker_process(
     out = output.open("ab") if output is not None else subprocess.DEVNULL
     return subprocess.Popen(
         [sys.executable, "-m", "hzbus.cli", "worker", "--name", name, "--loglevel", "error", *extra],
+        preexec_fn=die_with_parent,
         cwd=ROOT,
         env=env,
         stdout=out,

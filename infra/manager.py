@@ -255,18 +255,21 @@ def _error_code(exc: BaseException) -> Any:
     return err.code() if hasattr(err, "code") else None
 
 
-def ensure_topics(settings: Settings, prefix: str | None = None) -> dict[str, list[str]]:
+def ensure_topics(
+    settings: Settings, prefix: str | None = None, extra: list[TopicSpec] | None = None
+) -> dict[str, list[str]]:
     """Create every catalogue topic for ``prefix`` (default ``settings.topic_prefix``).
 
     Idempotent. Existing topics are checked: a wrong partition count is an error (changing it would
     move keys to other partitions); a config that differs from the catalogue (e.g. a topic without
     ``message.timestamp.type=LogAppendTime``) is set to the catalogue's value.
+    ``extra`` adds topics outside the catalogue (the worker's table changelogs).
     Returns the names ``created``, ``existing`` and ``fixed``.
     """
     from confluent_kafka import KafkaError
     from confluent_kafka.admin import NewTopic
 
-    specs = all_topics(prefix or settings.topic_prefix)
+    specs = [*all_topics(prefix or settings.topic_prefix), *(extra or [])]
     admin = _admin(settings)
     md = _metadata(admin, settings)
     missing = [s for s in specs if s.name not in md.topics]
@@ -446,4 +449,8 @@ def delete_prefix(settings: Settings, prefix: str, wait_groups: float = 60.0) ->
         groups = busy
         if groups:
             time.sleep(1.0)
-    return sorted([*deleted, *internal])
+    gone = {*deleted, *internal}
+    until = time.monotonic() + TOPIC_OP_TIMEOUT_S
+    while gone & set(_metadata(admin, settings).topics) and time.monotonic() < until:
+        time.sleep(0.2)  # deletion is asynchronous: a topic re-created too early would vanish
+    return sorted(gone)

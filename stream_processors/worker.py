@@ -50,7 +50,7 @@ from domain.obligations import (
     ObligationChanged,
 )
 from hzbus.config import Settings
-from hzbus.topics import event_topics, topic_name
+from hzbus.topics import TopicSpec, event_topics, topic_name
 from producers.publisher import HISTORICAL_HEADER
 from schemas import codec
 from stream_processors.envelope import (
@@ -166,6 +166,25 @@ class DeadlineHeap:
         self.partitions = {k: p for k, _, p in items}
         self.entries = [(w, k) for k, w in self.current.items()]
         heapq.heapify(self.entries)
+
+
+#: the worker's tables (Faust names their changelog topics ``<prefix>-worker-<table>-changelog``)
+TABLES = ("obligation-state", "wakeups", "subject-state", "alerts-delivered")
+
+
+def changelog_topics(prefix: str, partitions: int = 8) -> list[TopicSpec]:
+    """The changelog topics of the worker's tables, to create before the worker starts: a table
+    written before Faust has seen its changelog's metadata fails with PartitionsMismatch."""
+    return [
+        TopicSpec(
+            family=f"changelog:{table}",
+            name=f"{prefix}-worker-{table}-changelog",
+            partitions=partitions,
+            config={"cleanup.policy": "compact"},
+            carries_events=False,
+        )
+        for table in TABLES
+    ]
 
 
 def build_app(

@@ -44,11 +44,13 @@ def run(args: argparse.Namespace) -> int:
 
     from hzbus.calendar_source import load_calendar
     from hzbus.config import load_settings
+    from infra import manager
     from stream_processors.notifiers import ConsoleNotifier, Notifier, WebhookNotifier
-    from stream_processors.worker import build_app
+    from stream_processors.worker import build_app, changelog_topics
 
     settings = load_settings()
     prefix = args.prefix or settings.topic_prefix
+    manager.ensure_topics(settings, prefix=prefix, extra=changelog_topics(prefix))
     calendar = load_calendar()
     from datetime import UTC, datetime, timedelta
 

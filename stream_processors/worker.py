@@ -314,7 +314,9 @@ def build_app(
             if raw_key in wakeups:
                 del wakeups[raw_key]
         else:
-            wakeups[raw_key] = f"{wake_ms}:{partition}".encode()
+            entry = f"{wake_ms}:{partition}".encode()
+            if wakeups.get(raw_key) != entry:  # a changelog record only when the wake-up moves
+                wakeups[raw_key] = entry
         heap.set(ckey, wake_ms, partition)
         for change in changes:
             for family, k, v in change_records(change):

@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -26,10 +23,10 @@ import orjson
 from confluent_kafka import Consumer
 
 from domain.departments import load_registry
-from hzbus.config import PROJECT_ROOT, load_settings
+from hzbus.config import load_settings
 from hzbus.lag import wait_for_worker
+from hzbus.processes import spawn_hzbus
 from infra import manager
-from infra.procs import die_with_parent
 from producers.pipeline import RejectWriter, publish_records
 from producers.publisher import KafkaPublisher
 from producers.readers import read_records
@@ -74,26 +71,16 @@ def main() -> None:
                 + b"\n"
             )
     offset = (DUE - timedelta(seconds=args.lead) - datetime.now(UTC)).total_seconds()
-    env = {**os.environ, "HZBUS_TOPIC_PREFIX": prefix}
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hzbus.cli",
-            "worker",
-            "--name",
-            "bench",
-            "--no-console",
-            "--loglevel",
-            "error",
-            "--clock-offset",
-            str(offset),
-        ],
-        cwd=PROJECT_ROOT,
-        preexec_fn=die_with_parent,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    worker = spawn_hzbus(
+        "worker",
+        "--name",
+        "bench",
+        "--no-console",
+        "--loglevel",
+        "error",
+        "--clock-offset",
+        str(offset),
+        env={"HZBUS_TOPIC_PREFIX": prefix},
     )
     try:
         publish_records(

@@ -17,20 +17,17 @@ import argparse
 import asyncio
 import io
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from domain.departments import load_registry
-from hzbus.config import PROJECT_ROOT, load_settings
+from hzbus.config import load_settings
 from hzbus.lag import group_lag, worker_topics
+from hzbus.processes import spawn_hzbus
 from hzbus.topics import event_topics
 from infra import manager
-from infra.procs import die_with_parent
 from producers.pipeline import RejectWriter, publish_records
 from producers.publisher import KafkaPublisher
 from producers.readers import read_records
@@ -101,24 +98,14 @@ def main() -> None:
             now=datetime.now(UTC),
         )
         bare = asyncio.run(bare_loop(settings.kafka_bootstrap, event_topics(prefix), n))
-        env = {**os.environ, "HZBUS_TOPIC_PREFIX": prefix}
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hzbus.cli",
-                "worker",
-                "--name",
-                "bench",
-                "--no-console",
-                "--loglevel",
-                "error",
-            ],
-            cwd=PROJECT_ROOT,
-            preexec_fn=die_with_parent,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        worker = spawn_hzbus(
+            "worker",
+            "--name",
+            "bench",
+            "--no-console",
+            "--loglevel",
+            "error",
+            env={"HZBUS_TOPIC_PREFIX": prefix},
         )
         topics = event_topics(prefix)
         group = f"{prefix}-worker"

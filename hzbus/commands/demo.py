@@ -56,12 +56,12 @@ def run(args: argparse.Namespace) -> int:
     from domain.departments import load_registry
     from domain.events import SHANGHAI
     from domain.scorecard import Quarter
-    from hzbus.config import PROJECT_ROOT, load_settings
+    from hzbus.config import load_settings
     from hzbus.errors import UserError
     from hzbus.lag import wait_for_worker
+    from hzbus.processes import spawn_hzbus
     from hzbus.tables import render
     from infra import manager
-    from infra.procs import die_with_parent
     from producers.pipeline import RejectWriter, publish_records
     from producers.publisher import KafkaPublisher
     from producers.readers import read_records
@@ -110,16 +110,11 @@ def run(args: argparse.Namespace) -> int:
 
     say("== 4/6 stream processor: deadline clocks, alerts, correlations (hzbus worker)")
     alerts_out = work / "alerts.txt"
-    env = {**os.environ, "HZBUS_TOPIC_PREFIX": DEMO_PREFIX, "HZBUS_CLICKHOUSE_DATABASE": DEMO_DATABASE}
+    env = {"HZBUS_TOPIC_PREFIX": DEMO_PREFIX, "HZBUS_CLICKHOUSE_DATABASE": DEMO_DATABASE}
     worker_log = work / "worker.log"
     with alerts_out.open("w") as out, worker_log.open("w") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "hzbus.cli", "worker", "--name", "demo", "--loglevel", "warn"],
-            cwd=PROJECT_ROOT,
-            preexec_fn=die_with_parent,
-            env=env,
-            stdout=out,
-            stderr=log,
+        worker = spawn_hzbus(
+            "worker", "--name", "demo", "--loglevel", "warn", env=env, stdout=out, stderr=log
         )
     say(f"   alerts to {alerts_out}, worker log {worker_log}")
     try:

@@ -90,12 +90,16 @@ def _status(args: argparse.Namespace) -> int:
         k, c = st["kafka"], st["clickhouse"]
         owner_k = "started by hzbus infra" if k["managed"] else "not started by hzbus infra"
         owner_c = "started by hzbus infra" if c["managed"] else "not started by hzbus infra"
-        print(f"kafka       {k['state']:<8} pid {_fmt(k['pid']):<8} {k['bootstrap']} "
-              f"(controller {_fmt(k['controller_port'])})  version {_fmt(k['version'])}  "
-              f"topics {_fmt(k['topics'])} ({_fmt(k['bus_topics'])} under {settings.topic_prefix}.)  "
-              f"[{owner_k}]")
-        print(f"clickhouse  {c['state']:<8} pid {_fmt(c['pid']):<8} {c['host']}:{c['port']} "
-              f"(http {c['http_port']})  version {_fmt(c['version'])}  [{owner_c}]")
+        print(
+            f"kafka       {k['state']:<8} pid {_fmt(k['pid']):<8} {k['bootstrap']} "
+            f"(controller {_fmt(k['controller_port'])})  version {_fmt(k['version'])}  "
+            f"topics {_fmt(k['topics'])} ({_fmt(k['bus_topics'])} under {settings.topic_prefix}.)  "
+            f"[{owner_k}]"
+        )
+        print(
+            f"clickhouse  {c['state']:<8} pid {_fmt(c['pid']):<8} {c['host']}:{c['port']} "
+            f"(http {c['http_port']})  version {_fmt(c['version'])}  [{owner_c}]"
+        )
     both = st["kafka"]["state"] == "running" and st["clickhouse"]["state"] == "running"
     return 0 if both else 1
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import io
-import os
 import signal
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from domain.departments import load_registry
-from infra.procs import die_with_parent
+from hzbus.processes import spawn_hzbus
 from producers.pipeline import PublishSummary, RejectWriter, publish_records
 from producers.publisher import KafkaPublisher
 from producers.readers import read_records
@@ -41,23 +39,21 @@ def run_sink(bus: Bus, idle: float = 3.0) -> SinkStats:
     return sink.run(stop_when_idle=idle)
 
 
+def _env(bus: Bus) -> dict[str, str]:
+    return {
+        "HZBUS_TOPIC_PREFIX": bus.prefix,
+        "HZBUS_CLICKHOUSE_DATABASE": bus.database,
+        "HZBUS_KAFKA_BOOTSTRAP": bus.settings.kafka_bootstrap,
+    }
+
+
 def sink_process(bus: Bus, *extra: str, batch_size: int | None = None) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        HZBUS_TOPIC_PREFIX=bus.prefix,
-        HZBUS_CLICKHOUSE_DATABASE=bus.database,
-        HZBUS_KAFKA_BOOTSTRAP=bus.settings.kafka_bootstrap,
-    )
+    env = _env(bus)
     if batch_size:
         env["HZBUS_SINK_BATCH_SIZE"] = str(batch_size)
         env["HZBUS_SINK_BATCH_SECONDS"] = "0.05"
-    return subprocess.Popen(
-        [sys.executable, "-m", "hzbus.cli", "sink", "clickhouse", *extra],
-        preexec_fn=die_with_parent,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    return spawn_hzbus(
+        "sink", "clickhouse", *extra, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
 
 
@@ -73,21 +69,8 @@ def worker_process(
     bus: Bus, name: str = "w1", *extra: str, output: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """``hzbus worker`` for the test's prefix; alerts printed to ``output`` (or discarded)."""
-    env = dict(os.environ)
-    env.update(
-        HZBUS_TOPIC_PREFIX=bus.prefix,
-        HZBUS_CLICKHOUSE_DATABASE=bus.database,
-        HZBUS_KAFKA_BOOTSTRAP=bus.settings.kafka_bootstrap,
-    )
     out = output.open("ab") if output is not None else subprocess.DEVNULL
-    return subprocess.Popen(
-        [sys.executable, "-m", "hzbus.cli", "worker", "--name", name, "--loglevel", "error", *extra],
-        preexec_fn=die_with_parent,
-        cwd=ROOT,
-        env=env,
-        stdout=out,
-        stderr=subprocess.DEVNULL,
-    )
+    return spawn_hzbus("worker", "--name", name, "--loglevel", "error", *extra, env=_env(bus), stdout=out)
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:

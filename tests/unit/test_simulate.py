@@ -18,6 +18,7 @@ from producers.simulate import (
     simulate,
     uscc_check_char,
 )
+from schemas import codec
 
 START = date(2026, 9, 21)
 DAYS = 60
@@ -68,7 +69,6 @@ def test_sixty_days_give_several_thousand_events_and_scale_multiplies(calendar, 
 
 
 def test_every_event_is_valid_for_the_codec(events):
-    codec = pytest.importorskip("schemas.codec")
     for obj in events:
         event = codec.from_canonical(obj)
         assert event.type == obj["type"]
@@ -158,27 +158,7 @@ def test_each_fact_is_reported_by_the_department_it_belongs_to(events, registry)
 
 def test_the_story_variety_is_there(events):
     types = Counter(e["type"] for e in events)
-    for name in (
-        "ViolationDiscovered",
-        "TransferExtensionNotified",
-        "StopOrdered",
-        "CaseTransferred",
-        "TransferAcknowledged",
-        "ApprovalIssued",
-        "PenaltyDecided",
-        "CoerciveMeasureDecided",
-        "DeterminationRequested",
-        "DeterminationExtended",
-        "DeterminationReferred",
-        "DeterminationReferralReturned",
-        "DeterminationReplied",
-        "ComplaintReceived",
-        "ComplaintVerified",
-        "ComplaintReplied",
-        "InfoFormed",
-        "InfoShared",
-        "ConsultationMeetingHeld",
-    ):
+    for name in (t for t in codec.event_types() if t != "AssessmentAdjusted"):
         assert types[name] > 0, name
     assert types["AssessmentAdjusted"] == 2
     joint = [e for e in events if e["type"] == "ConsultationMeetingHeld" and e["kind"] == "joint"]

@@ -31,6 +31,9 @@ class Settings:
     clickhouse_user: str = "default"
     clickhouse_password: str = ""
     clickhouse_database: str = "hzbus"
+    #: Name of a cluster in the servers' <remote_servers>: the migrations then create replicated
+    #: tables ON CLUSTER behind Distributed tables (docs/clickhouse-cluster.md). Empty: one server.
+    clickhouse_cluster: str = ""
     #: Where ``hzbus infra`` keeps downloads, data, logs and pid files.
     state_dir: Path = PROJECT_ROOT / ".state"
     #: Key of the keyed hash that pseudonymises personal ID numbers [信息资源共享机制 五].

@@ -156,7 +156,7 @@ def build_context(args: argparse.Namespace, command: str = "scorecard") -> Conte
 
     client = clickhouse_client(settings)
     try:
-        migrate(client, settings.clickhouse_database)
+        migrate(client, settings.clickhouse_database, cluster=settings.clickhouse_cluster)
     except UserError:
         raise
     except Exception as exc:

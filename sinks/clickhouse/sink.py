@@ -45,7 +45,12 @@ def clickhouse_client(settings: Settings, database: str | None = None) -> Any:
         database=database or "default",
         connect_timeout=5,
         send_receive_timeout=120,
-        settings={"insert_block_size": 1_048_576},
+        # on a cluster (docs/clickhouse-cluster.md) an insert into a Distributed table returns once
+        # every shard has its rows: the sink commits its offsets only after that
+        settings={
+            "insert_block_size": 1_048_576,
+            **({"insert_distributed_sync": 1} if settings.clickhouse_cluster else {}),
+        },
     )
 
 
@@ -171,7 +176,7 @@ class EventSink:
     def prepare(self) -> None:
         """Apply the ClickHouse migrations; check the topics exist."""
         try:
-            migrate(self.writer.client, self.database)
+            migrate(self.writer.client, self.database, cluster=self.settings.clickhouse_cluster)
         except UserError:
             raise
         except Exception as exc:

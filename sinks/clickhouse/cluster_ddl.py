@@ -135,8 +135,7 @@ def cluster_statements(statement: str, cluster: str) -> list[str]:
 
     m = _CREATE_VIEW.match(text)
     if m:
-        if_not_exists, db, name = m.group(1) or "", m.group(2), m.group(3)
-        return [f"CREATE VIEW {if_not_exists}{db}.{name} {on} AS " + text[m.end():].lstrip()]
+        return [f"{text[: m.end(3)]} {on}{text[m.end(3) :]}"]  # the SELECT verbatim
 
     m = _CREATE_TABLE.match(text)
     if not m:

@@ -12,11 +12,7 @@ State under ``<state_dir>/kafka/``::
 from __future__ import annotations
 
 import base64
-import hashlib
-import re
-import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,7 +22,7 @@ from typing import Any
 
 from hzbus.config import Settings
 from hzbus.errors import UserError
-from infra import procs
+from infra import maven, procs
 
 HERE = Path(__file__).resolve().parent / "kafka"
 POM = HERE / "pom.xml"
@@ -100,73 +96,19 @@ def is_local(settings: Settings) -> bool:
 
 
 def pom_version() -> str:
-    match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", POM.read_text(encoding="utf-8"))
-    return match.group(1) if match else "?"
-
-
-def _pom_hash() -> str:
-    return hashlib.sha256(POM.read_bytes()).hexdigest()
+    return maven.pom_property(POM, "kafka.version")
 
 
 def jars_ready(settings: Settings) -> bool:
-    p = paths(settings)
-    try:
-        stamp = p.stamp.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        return False
-    return stamp == _pom_hash() and any(p.libs.glob("kafka_2.13-*.jar"))
+    return maven.jars_ready(POM, paths(settings).libs, "kafka_2.13-*.jar")
 
 
 def fetch_jars(settings: Settings) -> None:
     """Broker and tools jars into ``libs/`` (skipped when present for this pom)."""
-    if jars_ready(settings):
-        return
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise UserError("Maven (mvn) is not installed; it fetches the Kafka broker: apt-get install -y maven")
-    if shutil.which("java") is None:
-        raise UserError("java is not installed; the Kafka broker needs a JRE 17+: "
-                        "apt-get install -y openjdk-17-jre-headless")
-    p = paths(settings)
-    p.root.mkdir(parents=True, exist_ok=True)
-    procs.say(f"fetching Kafka {pom_version()} jars from Maven Central… ", end="")
-    started = time.monotonic()
-    tmp = tempfile.mkdtemp(dir=p.root, prefix=".libs-")
-    try:
-        cmd = [
-            mvn, "-B", "-q", "-f", str(POM),
-            "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
-            "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
-        ]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if result.returncode != 0 or not any(Path(tmp).glob("kafka_2.13-*.jar")):
-            procs.say("failed")
-            output = (result.stdout + result.stderr).splitlines()
-            boiler = ("To see the full stack", "Re-run Maven", "For more information", "[Help 1] http")
-            errors = [
-                ln for ln in (_strip_ansi(x) for x in output)
-                if "ERROR" in ln and ln.replace("[ERROR]", "").strip() and not any(b in ln for b in boiler)
-            ] or output
-            quoted = "\n".join("  " + _strip_ansi(ln) for ln in errors[:15])
-            raise UserError(
-                "could not fetch the Kafka jars from Maven Central "
-                f"(mvn exit {result.returncode}); Maven said:\n{quoted}\n"
-                "Check network access to repo.maven.apache.org (or a mirror in ~/.m2/settings.xml), "
-                "or point HZBUS_KAFKA_BOOTSTRAP at an existing broker."
-            )
-        Path(tmp, ".pom.sha256").write_text(_pom_hash() + "\n", encoding="ascii")
-        if p.libs.exists():
-            shutil.rmtree(p.libs)
-        Path(tmp).chmod(0o755)
-        Path(tmp).rename(p.libs)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    count = len(list(p.libs.glob("*.jar")))
-    procs.say(f"ok ({count} jars, {time.monotonic() - started:.1f} s)")
-
-
-def _strip_ansi(line: str) -> str:
-    return re.sub(r"\x1b\[[0-9;]*m", "", line)
+    maven.fetch(
+        POM, paths(settings).libs, marker="kafka_2.13-*.jar", what=f"Kafka {pom_version()}",
+        hint="or point HZBUS_KAFKA_BOOTSTRAP at an existing broker.",
+    )
 
 
 def write_config(settings: Settings) -> None:

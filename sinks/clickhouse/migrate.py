@@ -150,3 +150,42 @@ def _now() -> Any:
     from datetime import datetime
 
     return datetime.now().replace(microsecond=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sinks.clickhouse.migrate``: print the DDL the sink would apply, for review or
+    to run by hand (nothing connects); the settings give the database and cluster by default."""
+    import argparse
+    import sys
+
+    from hzbus.config import load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m sinks.clickhouse.migrate", description=main.__doc__)
+    parser.add_argument("--database", help="default: HZBUS_CLICKHOUSE_DATABASE")
+    parser.add_argument("--cluster", help="default: HZBUS_CLICKHOUSE_CLUSTER ('' = one server)")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    database = args.database or settings.clickhouse_database
+    cluster = settings.clickhouse_cluster if args.cluster is None else args.cluster
+    try:
+        plan = planned_statements(database, cluster)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = []
+    for migration, statements in plan:
+        if migration is None:
+            out.append("-- the database and schema_migrations\n")
+        else:
+            out.append(f"-- {migration.version:04d}_{migration.name} (checksum {migration.checksum})\n")
+        out.extend(f"{statement};\n\n" for statement in statements)
+    try:
+        sys.stdout.write("".join(out))
+        sys.stdout.flush()
+    except BrokenPipeError:  # | head
+        sys.stderr.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

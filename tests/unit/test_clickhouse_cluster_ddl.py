@@ -158,3 +158,15 @@ def test_a_current_engine_parses_every_cluster_statement() -> None:
             literal = "'" + statement.replace("\\", "\\\\").replace("'", "\\'") + "'"
             formatted = str(session.query(f"SELECT formatQuery({literal})", "TabSeparatedRaw")).strip()
             assert f"ON CLUSTER {CLUSTER}" in formatted, statement
+
+
+def test_the_ddl_can_be_printed_for_review_without_a_server(capsys: pytest.CaptureFixture[str]) -> None:
+    from sinks.clickhouse.migrate import main
+
+    assert main(["--database", "hz_prod", "--cluster", "prod"]) == 0
+    out = capsys.readouterr().out
+    assert "-- 0001_events (checksum " in out
+    assert "CREATE TABLE IF NOT EXISTS hz_prod.events ON CLUSTER prod" in out
+    assert out.count(";\n") == sum(len(ss) for _m, ss in planned_statements("hz_prod", "prod"))
+    assert main(["--cluster", "no such"]) == 2
+    assert "invalid ClickHouse cluster name" in capsys.readouterr().err

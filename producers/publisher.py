@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from domain.events import Event
 from hzbus.config import Settings
@@ -27,12 +27,30 @@ HISTORICAL_HEADER = "hzbus-historical"
 FailureCallback = Callable[[Event, str], None]
 
 
+class EncodedEvent(NamedTuple):
+    """An event ready for the wire: its Avro single-object encoding and its record key."""
+
+    event_id: str
+    type: str
+    key: bytes
+    value: bytes
+
+
+def encode_event(event: Event) -> EncodedEvent:
+    return EncodedEvent(event.event_id, event.type, codec.key_of(event).encode("utf-8"), codec.encode(event))
+
+
 class EventPublisher(abc.ABC):
     """Where department adapters hand their events."""
 
-    @abc.abstractmethod
     def publish(self, event: Event, on_failure: FailureCallback) -> None:
         """Queue one event; ``on_failure`` is called if it is finally not delivered."""
+        self.publish_encoded(encode_event(event), on_failure)
+
+    @abc.abstractmethod
+    def publish_encoded(self, event: EncodedEvent, on_failure: FailureCallback) -> None:
+        """Queue one encoded event; ``on_failure`` is called with the event if it is finally
+        not delivered."""
 
     @abc.abstractmethod
     def flush(self) -> None:
@@ -49,11 +67,12 @@ class InMemoryPublisher(EventPublisher):
     published: list[Event] = field(default_factory=list)
     fail_ids: set[str] = field(default_factory=set)
 
-    def publish(self, event: Event, on_failure: FailureCallback) -> None:
+    def publish_encoded(self, event: EncodedEvent, on_failure: FailureCallback) -> None:
+        decoded = codec.decode(event.value)  # what a consumer would read
         if event.event_id in self.fail_ids:
-            on_failure(event, "simulated delivery failure")
+            on_failure(decoded, "simulated delivery failure")
         else:
-            self.published.append(event)
+            self.published.append(decoded)
 
     def flush(self) -> None:
         return None
@@ -76,6 +95,10 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     return config
 
 
+def _unexpected_failure(event: Event, reason: str) -> None:
+    raise RuntimeError(f"{event.event_id}: {reason}")
+
+
 class KafkaPublisher(EventPublisher):
     """Publishes to ``<prefix>.<family>`` topics of a real Kafka cluster."""
 
@@ -90,7 +113,13 @@ class KafkaPublisher(EventPublisher):
         self._headers: list[tuple[str, str | bytes | None]] | None = (
             [(HISTORICAL_HEADER, b"1")] if historical else None
         )
-        self._producer = Producer(producer_config(settings, **config))
+        self._producer = Producer(
+            producer_config(
+                settings, **{"on_delivery": self._delivered, "delivery.report.only.error": True, **config}
+            )
+        )
+        self._produce = self._producer.produce
+        self._on_failure: FailureCallback = _unexpected_failure
         self._topics: dict[str, str] = {}
         self._queued = 0
         self._check_topics(settings)
@@ -121,24 +150,33 @@ class KafkaPublisher(EventPublisher):
             topic = self._topics[event_type] = topic_name(self._prefix, codec.topic_family(event_type))
         return topic
 
-    #: serve delivery reports every this many records (not per record: a poll costs a GIL round trip)
+    #: serve delivery reports every this many records (a poll costs a GIL round trip)
     POLL_EVERY = 1000
 
-    def publish(self, event: Event, on_failure: FailureCallback) -> None:
-        def delivered(err: Any, _msg: Any) -> None:
-            if err is not None:
-                on_failure(event, f"not delivered: {err.str()}")
+    def _delivered(self, err: Any, msg: Any) -> None:
+        """librdkafka's report of a record it finally could not deliver (only failures are
+        reported: a Python callback per delivered record would cost more than the produce)."""
+        if err is None:
+            return
+        try:
+            event = codec.decode(msg.value())
+        except codec.DecodeError:  # cannot happen for bytes we encoded; say so if it does
+            raise RuntimeError(f"undeliverable record with undecodable value: {err.str()}") from None
+        self._on_failure(event, f"not delivered: {err.str()}")
 
-        value = codec.encode(event)
-        key = codec.key_of(event).encode("utf-8")
+    def publish_encoded(self, event: EncodedEvent, on_failure: FailureCallback) -> None:
+        self._on_failure = on_failure
         topic = self._topics.get(event.type) or self._topic(event.type)
-        produce = self._producer.produce
-        while True:
-            try:
-                produce(topic, value, key, on_delivery=delivered, headers=self._headers)
-                break
-            except BufferError:
-                self._producer.poll(0.1)  # local queue full: let deliveries drain
+        try:
+            self._produce(topic, event.value, event.key, headers=self._headers)
+        except BufferError:
+            while True:  # local queue full: let deliveries drain
+                self._producer.poll(0.1)
+                try:
+                    self._produce(topic, event.value, event.key, headers=self._headers)
+                    break
+                except BufferError:
+                    continue
         self._queued += 1
         if self._queued >= self.POLL_EVERY:
             self._queued = 0

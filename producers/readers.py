@@ -51,23 +51,41 @@ def _decode(raw: bytes) -> tuple[str, str | None]:
 def read_jsonl(stream: BinaryIO) -> Iterator[SourceRecord]:
     """One JSON object per line; blank lines are skipped, anything else is a record."""
     for number, raw in enumerate(stream, start=1):
-        text, error = _decode(raw.rstrip(b"\r\n"))
-        if number == 1 and text.startswith("\ufeff"):
-            text = text[1:]
-        if not text.strip():
-            continue
-        if error:
-            yield SourceRecord(number, text, None, error)
-            continue
-        try:
-            value = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            yield SourceRecord(number, text, None, f"malformed JSON: {exc}")
-            continue
-        if not isinstance(value, dict):
-            yield SourceRecord(number, text, None, f"expected a JSON object, got {type(value).__name__}")
-            continue
-        yield SourceRecord(number, text, value)
+        record = parse_jsonl_line(number, raw)
+        if record is not None:
+            yield record
+
+
+def parse_jsonl_line(number: int, raw: bytes) -> SourceRecord | None:
+    """The record of line ``number`` of a JSON Lines export (``None`` for a blank line)."""
+    text, error = _decode(raw.rstrip(b"\r\n"))
+    if number == 1 and text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        return None
+    if error:
+        return SourceRecord(number, text, None, error)
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return SourceRecord(number, text, None, f"malformed JSON: {exc}")
+    if not isinstance(value, dict):
+        return SourceRecord(number, text, None, f"expected a JSON object, got {type(value).__name__}")
+    return SourceRecord(number, text, value)
+
+
+def jsonl_chunks(path: Path, size: int) -> Iterator[tuple[int, list[bytes]]]:
+    """The raw lines of a JSON Lines export in chunks of ``size``, each with the number of its
+    first line (for parsing elsewhere, e.g. in a worker process)."""
+    with path.open("rb") as fh:
+        first, chunk = 1, []
+        for raw in fh:
+            chunk.append(raw)
+            if len(chunk) >= size:
+                yield first, chunk
+                first, chunk = first + len(chunk), []
+        if chunk:
+            yield first, chunk
 
 
 def read_csv(stream: BinaryIO, delimiter: str = ",") -> Iterator[SourceRecord]:

@@ -306,6 +306,7 @@ class _Registry:
     readers: dict[str, Callable[[dict[str, Any]], Event]]
     encoders: dict[str, Callable[[Event], bytes | None]]
     decoders: dict[bytes, Callable[[bytes], Event]]
+    record_decoders: dict[bytes, Callable[[bytes], EventRecord]]
 
 
 _REGISTRY: _Registry | None = None
@@ -342,6 +343,7 @@ def _registry() -> _Registry:
             readers={t: _gen_reader(s) for t, s in current.items()},
             encoders={t: _gen_encoder(s) for t, s in current.items()},
             decoders={s.header: _gen_decoder(s) for s in current.values()},
+            record_decoders={s.header: _gen_decoder(s, record=True) for s in current.values()},
         )
     return _REGISTRY
 
@@ -788,13 +790,46 @@ def decode(data: bytes) -> Event:
     spec = writer.current
     event_id = record.pop("event_id")
     source_dept = record.pop("source_dept")
-    occurred_at = _EPOCH + _MS * record.pop("occurred_at")
-    recorded_at = _EPOCH + _MS * record.pop("recorded_at")
-    for name, convert in spec.from_avro:
-        value = record[name]
-        if value is not None:
-            record[name] = convert(value)
+    try:  # a time or date outside what Python can represent (e.g. a corrupted varint)
+        occurred_at = _EPOCH + _MS * record.pop("occurred_at")
+        recorded_at = _EPOCH + _MS * record.pop("recorded_at")
+        for name, convert in spec.from_avro:
+            value = record[name]
+            if value is not None:
+                record[name] = convert(value)
+    except (OverflowError, ValueError) as exc:
+        raise DecodeError(
+            f"corrupt body for {writer.spec.type}: value out of range ({exc})", writer.spec.fingerprint.hex()
+        ) from None
     return Event(spec.type, event_id, source_dept, occurred_at, recorded_at, record)
+
+
+#: an event as the sink stores it: (type, event_id, source_dept, occurred_at in epoch ms,
+#: recorded_at in epoch ms, the type's fields as :func:`decode` gives them)
+EventRecord = tuple[str, str, str, int, int, dict[str, Any]]
+
+
+def decode_record(data: bytes) -> EventRecord:
+    """:func:`decode` without building the :class:`Event` and its two common datetimes: for
+    a consumer that stores the times as numbers (the ClickHouse sink). Same checks, same
+    errors, same field values."""
+    if type(data) is not bytes:
+        data = _as_bytes(data)
+    fast = (_REGISTRY or _registry()).record_decoders.get(data[:HEADER_SIZE])
+    if fast is not None:
+        try:
+            return fast(data)
+        except Exception:  # not the ordinary case: the general decoder decides and explains
+            pass
+    event = decode(data)
+    return (
+        event.type,
+        event.event_id,
+        event.source_dept,
+        _ms_of(event.occurred_at),
+        _ms_of(event.recorded_at),
+        dict(event.fields),
+    )
 
 
 # --------------------------------------------------------------------------- generated fast paths
@@ -863,21 +898,35 @@ def _zigzag(n: int) -> bytes:
     return bytes(out)
 
 
-def _read_long(data: bytes, pos: int) -> tuple[int, int]:
-    """(value, next position) of the varint at ``pos``; ``_Slow`` on anything unusual."""
-    z = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        z |= (b & 0x7F) << shift
-        if b < 0x80:
-            break
-        shift += 7
-        if shift > 63:
-            raise _Slow
-    if z >> 64:
-        raise _Slow
-    return (z >> 1) ^ -(z & 1), pos
+def _gen_read_long() -> Callable[[bytes, int], tuple[int, int]]:
+    """``_read_long(data, pos)``: (value, next position) of the zigzag varint at ``pos``;
+    ``_Slow`` on anything unusual (over 64 bits). Unrolled: epoch-millisecond timestamps take
+    six bytes, and a loop with a shift counter costs twice as much in CPython."""
+    lines = [
+        "def _read_long(data, pos):",
+        "    b = data[pos]",
+        "    if b < 0x80:",
+        "        return (b >> 1) ^ -(b & 1), pos + 1",
+    ]
+    lines.append("    z = b & 0x7F")
+    for i in range(1, 10):
+        lines.extend(
+            [
+                f"    b = data[pos + {i}]",
+                f"    z |= (b & 0x7F) << {7 * i}",
+                "    if b < 0x80:",
+                "        if z >> 64: raise _Slow" if i == 9 else "        pass",
+                f"        return (z >> 1) ^ -(z & 1), pos + {i + 1}",
+            ]
+        )
+    lines.append("    raise _Slow")
+    env: dict[str, Any] = {"_Slow": _Slow}
+    exec("\n".join(lines), env)  # source generated above
+    fn: Callable[[bytes, int], tuple[int, int]] = env["_read_long"]
+    return fn
+
+
+_read_long = _gen_read_long()
 
 
 def _branch(t: Any) -> tuple[Any, int]:
@@ -1025,9 +1074,10 @@ def _gen_encoder(spec: _Spec) -> Callable[[Event], bytes | None]:
     return fn
 
 
-def _gen_decoder(spec: _Spec) -> Callable[[bytes], Event]:
+def _gen_decoder(spec: _Spec, record: bool = False) -> Callable[[bytes], Any]:
     """``decode(data)`` of single-object bytes written with ``spec`` (the current version);
-    raises ``_Slow`` (or any error) where fastavro must decide."""
+    raises ``_Slow`` (or any error) where fastavro must decide. With ``record``, it returns
+    the :data:`EventRecord` tuple instead of an :class:`Event`."""
     env: dict[str, Any] = {
         "_Slow": _Slow,
         "_read_long": _read_long,
@@ -1118,8 +1168,9 @@ def _gen_decoder(spec: _Spec) -> Callable[[bytes], Event]:
     counter = [0]
     emit(_Type("string"), "event_id", "    ", counter)
     emit(_Type("string"), "source_dept", "    ", counter)
-    emit(_TIMESTAMP, "occurred_at", "    ", counter)
-    emit(_TIMESTAMP, "recorded_at", "    ", counter)
+    millis = _Type("long")
+    emit(millis if record else _TIMESTAMP, "occurred_at", "    ", counter)
+    emit(millis if record else _TIMESTAMP, "recorded_at", "    ", counter)
     names = []
     for i, (f, raw) in enumerate(zip(spec.fields, spec.raw["fields"][len(COMMON_FIELDS) :], strict=True)):
         var = f"f{i}"
@@ -1139,10 +1190,11 @@ def _gen_decoder(spec: _Spec) -> Callable[[bytes], Event]:
         else:
             emit(f.type, var, "    ", counter)
     lines.append("    if pos != size: raise _Slow")
-    record = ", ".join(f"{name!r}: {var}" for name, var in names)
-    lines.append(f"    return Event(_TYPE, event_id, source_dept, occurred_at, recorded_at, {{{record}}})")
+    fields = ", ".join(f"{name!r}: {var}" for name, var in names)
+    result = "" if record else "Event"
+    lines.append(f"    return {result}(_TYPE, event_id, source_dept, occurred_at, recorded_at, {{{fields}}})")
     exec("\n".join(lines), env)  # source generated above from the schema
-    fn: Callable[[bytes], Event] = env["decode"]
+    fn: Callable[[bytes], Any] = env["decode"]
     return fn
 
 

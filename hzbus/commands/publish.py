@@ -9,6 +9,11 @@ from pathlib import Path
 
 from hzbus.errors import UserError
 
+#: below this many lines an export is prepared in this process (a worker pool takes ~0.3 s to start)
+POOL_THRESHOLD = 20_000
+#: worker processes for a large export: enough to keep one producing process busy
+DEFAULT_WORKERS = 2
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -42,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rejects", type=Path, help="reject file (default: FILE.rejects.jsonl beside the input)")
     p.add_argument("--prefix", help="topic prefix (default: HZBUS_TOPIC_PREFIX or 'hzbus')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="processes that validate and encode records while this one produces "
+        f"(default: {DEFAULT_WORKERS} for an export of {POOL_THRESHOLD:,} lines or more, else 0)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -49,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
     from domain.departments import load_registry
     from hzbus.config import load_settings
     from producers.mapping import MappingError, load_mapping
-    from producers.pipeline import RejectWriter, publish_records
+    from producers.pipeline import RejectWriter, publish_file
     from producers.publisher import KafkaPublisher
-    from producers.readers import detect_format, read_records
+    from producers.readers import detect_format
 
     settings = load_settings()
     path: Path = args.file
@@ -77,37 +88,42 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("a CSV export needs --mapping (its columns are the department's own)")
     rejects = RejectWriter(args.rejects or path.with_name(path.name + ".rejects.jsonl"), str(path))
     publisher = KafkaPublisher(settings, prefix=args.prefix, historical=args.historical)
+    lines = _count_lines(path)
+    workers = (
+        args.workers if args.workers is not None else (DEFAULT_WORKERS if lines >= POOL_THRESHOLD else 0)
+    )
+    if workers < 0:
+        raise UserError("--workers: expected 0 or more")
     progress = None
     if not args.no_progress:
         from tqdm import tqdm
 
         progress = tqdm(
-            total=_count_lines(path),
-            unit="rec",
-            desc=f"publish {path.name}",
-            file=sys.stderr,
-            mininterval=0.5,
+            total=lines, unit="rec", desc=f"publish {path.name}", file=sys.stderr, mininterval=0.5
         )
     done = 0
 
-    def advance(_rec: object) -> None:
+    def advance(n: int) -> None:
         nonlocal done
-        done += 1
-        if progress is not None and done % 1000 == 0:
-            progress.update(1000)
+        done += n
+        if progress is not None and done >= 1000:
+            progress.update(done)
+            done = 0
 
-    summary = publish_records(
-        read_records(path, fmt),
+    summary = publish_file(
+        path,
+        fmt,
         publisher=publisher,
         registry=registry,
         rejects=rejects,
         publishing_dept=None if args.each_dept else args.dept,
         now=datetime.now(UTC),
         mapping=mapping,
-        on_record=advance,
+        workers=workers,
+        on_records=advance,
     )
     if progress is not None:
-        progress.update(done % 1000)
+        progress.update(done)
         progress.close()
     print(
         f"{path}: {summary.read} records read, {summary.published} published, {summary.rejected} rejected",

@@ -21,16 +21,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="exit once nothing has arrived for this long (default: run until interrupted)",
     )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="sink processes in the consumer group (each takes a share of the partitions; "
+        "2 on a 2-core machine roughly doubles throughput). Default 1",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from hzbus.config import load_settings
-    from sinks.clickhouse.sink import EventSink, SinkStats
+    from sinks.clickhouse.parallel import run_processes
+    from sinks.clickhouse.sink import EventSink, SinkStats, check_database_name
 
     settings = load_settings()
-    sink = EventSink(settings, prefix=args.prefix, database=args.database, group=args.group)
-    sink.prepare()
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -49,10 +55,25 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    stats = sink.run(stop_when_idle=args.stop_when_idle, on_batch=progress, should_stop=lambda: stopping)
+    if args.processes == 1:
+        sink = EventSink(settings, prefix=args.prefix, database=args.database, group=args.group)
+        sink.prepare()
+        stats = sink.run(stop_when_idle=args.stop_when_idle, on_batch=progress, should_stop=lambda: stopping)
+    else:
+        stats = run_processes(
+            settings,
+            args.processes,
+            prefix=args.prefix,
+            database=args.database,
+            group=args.group,
+            stop_when_idle=args.stop_when_idle,
+            on_batch=progress,
+            should_stop=lambda: stopping,
+        )
+    database = check_database_name(args.database or settings.clickhouse_database)
     print(
         f"sink: done: {stats.events} events and {stats.dead_letters} dead letters stored in "
-        f"{sink.database} in {stats.batches} batches",
+        f"{database} in {stats.batches} batches",
         file=sys.stderr,
     )
     return 0

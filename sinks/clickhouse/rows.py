@@ -88,7 +88,7 @@ def event_row(
 
 
 def event_row_fast(
-    event: Event,
+    record: codec.EventRecord,
     *,
     topic: str,
     partition: int,
@@ -97,22 +97,24 @@ def event_row_fast(
     ingested_s: int,
     pseudonym_key: bytes,
 ) -> tuple[Any, ...]:
-    """The :func:`event_row` of an event read from Kafka, with times as epoch seconds.
+    """The :func:`event_row` of an event read from Kafka (as :func:`codec.decode_record`
+    gives it), with times as epoch seconds.
 
     ClickHouse stores the same values: clickhouse-driver writes an aware datetime as
     ``int(dt.timestamp())`` and passes ints through, which saves it a timezone conversion
-    per value. ``published_ms`` is the broker's time (the row's ``published_at``, whatever
-    ``event.published_at`` says); ``ingested_s`` is ``int(ingested_at.timestamp())``.
+    per value. ``published_ms`` is the broker's time (the row's ``published_at``);
+    ``ingested_s`` is ``int(ingested_at.timestamp())``.
     """
-    subject, payload = _payload(event.fields, pseudonym_key)
+    event_type, event_id, source_dept, occurred_ms, recorded_ms, fields = record
+    subject, payload = _payload(fields, pseudonym_key)
     return (
-        event.event_id,
-        event.type,
-        event.source_dept,
-        int(event.occurred_at.timestamp()),
-        int(event.recorded_at.timestamp()),
+        event_id,
+        event_type,
+        source_dept,
+        occurred_ms // 1000,
+        recorded_ms // 1000,
         published_ms // 1000,
-        codec.key_of(event),
+        fields.get(_KEY_FIELD.get(event_type) or _key_field(event_type)) or "",
         subject,
         payload.decode("utf-8"),
         topic,
@@ -121,6 +123,14 @@ def event_row_fast(
         ingested_s,
         VERSION_BASE - published_ms,
     )
+
+
+_KEY_FIELD: dict[str, str] = {}
+
+
+def _key_field(event_type: str) -> str:
+    name = _KEY_FIELD[event_type] = codec.key_field(event_type)
+    return name
 
 
 def dead_letter_row(

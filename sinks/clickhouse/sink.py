@@ -227,10 +227,7 @@ class EventSink:
                 now_mono = time.monotonic()
                 if messages:
                     last_message = now_mono
-                    ingested = self.clock()
-                    ingested_s = int(ingested.timestamp())
-                    for msg in messages:
-                        self._take(msg, ingested, ingested_s, batch, stats)
+                    self._take_all(messages, self.clock(), batch, stats)
                 if in_flight is not None and in_flight[0].done():
                     self._commit(*in_flight, stats, on_batch)
                     in_flight = None
@@ -263,48 +260,73 @@ class EventSink:
             self.consumer.close()
         return stats
 
-    def _take(self, msg: Any, ingested: datetime, ingested_s: int, batch: _Batch, stats: SinkStats) -> None:
-        err = msg.error()
-        if err is not None:
-            from confluent_kafka import KafkaError
-
-            if err.code() != KafkaError._PARTITION_EOF:
-                log.warning("consume error: %s", err)
-            return
-        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        batch.offsets[topic, partition] = offset + 1
-        value = msg.value()
-        table = self.fact_topics.get(topic)
-        if table is not None:
+    def _take_all(self, messages: list[Any], ingested: datetime, batch: _Batch, stats: SinkStats) -> None:
+        """Decode a fetch of messages into the batch: events as rows, the worker's facts as
+        rows of their tables, anything unreadable as a dead letter with the reason."""
+        ingested_s = int(ingested.timestamp())
+        fallback_ms = ingested_s * 1000
+        offsets, rows, by_type = batch.offsets, batch.events, stats.by_type
+        fact_topics, key = self.fact_topics, self.key
+        decode = codec.decode_record
+        for msg in messages:
+            if msg.error() is not None:
+                self._consume_error(msg)
+                continue
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            offsets[topic, partition] = offset + 1
+            value = msg.value()
+            table = fact_topics.get(topic)
+            if table is not None:
+                self._take_fact(msg, table, value, offset, ingested, batch, stats)
+                continue
             try:
-                batch.facts.setdefault(table, []).append(ROW_BUILDERS[table](value, offset))
-            except Exception as exc:  # a fact the worker wrote is unreadable: keep it, say why
-                self._dead(
-                    msg, f"unreadable {table} fact: {type(exc).__name__}: {exc}", ingested, batch.dead, stats
+                if not value:
+                    raise codec.DecodeError("empty message")
+                record = decode(value)
+            except codec.DecodeError as exc:
+                self._dead(msg, f"does not decode: {exc}", ingested, batch.dead, stats)
+                continue
+            ts_type, ts_ms = msg.timestamp()
+            if ts_type == 0 or ts_ms is None or ts_ms < 0:
+                ts_ms = fallback_ms
+            rows.append(
+                event_row_fast(
+                    record,
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                    published_ms=ts_ms,
+                    ingested_s=ingested_s,
+                    pseudonym_key=key,
                 )
-            return
-        ts_type, ts_ms = msg.timestamp()
-        try:
-            if not value:
-                raise codec.DecodeError("empty message")
-            event = codec.decode(value)
-        except codec.DecodeError as exc:
-            self._dead(msg, f"does not decode: {exc}", ingested, batch.dead, stats)
-            return
-        if ts_type == 0 or ts_ms is None or ts_ms < 0:
-            ts_ms = int(ingested.timestamp() * 1000)
-        batch.events.append(
-            event_row_fast(
-                event,
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                published_ms=ts_ms,
-                ingested_s=ingested_s,
-                pseudonym_key=self.key,
             )
-        )
-        stats.by_type[event.type] = stats.by_type.get(event.type, 0) + 1
+            event_type = record[0]
+            by_type[event_type] = by_type.get(event_type, 0) + 1
+
+    @staticmethod
+    def _consume_error(msg: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        err = msg.error()
+        if err.code() != KafkaError._PARTITION_EOF:
+            log.warning("consume error: %s", err)
+
+    def _take_fact(
+        self,
+        msg: Any,
+        table: str,
+        value: bytes,
+        offset: int,
+        ingested: datetime,
+        batch: _Batch,
+        stats: SinkStats,
+    ) -> None:
+        try:
+            batch.facts.setdefault(table, []).append(ROW_BUILDERS[table](value, offset))
+        except Exception as exc:  # a fact the worker wrote is unreadable: keep it, say why
+            self._dead(
+                msg, f"unreadable {table} fact: {type(exc).__name__}: {exc}", ingested, batch.dead, stats
+            )
 
     def _dead(
         self, msg: Any, reason: str, ingested: datetime, dead: list[tuple[Any, ...]], stats: SinkStats

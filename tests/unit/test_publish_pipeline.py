@@ -176,3 +176,38 @@ def test_a_failed_delivery_is_kept_as_a_reject(tmp_path: Path) -> None:
     kept = orjson.loads((tmp_path / "r.jsonl").read_bytes())
     assert kept["line"] == 2
     assert kept["reason"] == "simulated delivery failure"
+
+
+def test_a_worker_pool_publishes_what_the_serial_pipeline_publishes_in_file_order(tmp_path: Path) -> None:
+    from producers.pipeline import publish_file
+
+    good = [discovered(event_id=f"e-{i}", case_id=f"SJJ-2026-{i:04d}") for i in range(5000)]
+    lines = [orjson.dumps(e) for e in good]
+    lines[10] = b"{broken"
+    lines[4321] = orjson.dumps(discovered(event_id="e-x", source_dept="NO-SUCH"))
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    results = []
+    for workers in (0, 2):
+        publisher = InMemoryPublisher()
+        rejects = RejectWriter(tmp_path / f"rejects-{workers}.jsonl", "export", console=None)
+        done: list[int] = []
+        summary = publish_file(
+            path,
+            "jsonl",
+            publisher=publisher,
+            registry=REGISTRY,
+            rejects=rejects,
+            publishing_dept=None,
+            now=NOW,
+            workers=workers,
+            on_records=done.append,
+        )
+        kept = [orjson.loads(x) for x in (tmp_path / f"rejects-{workers}.jsonl").read_bytes().splitlines()]
+        results.append(([e.event_id for e in publisher.published], [(k["line"], k["reason"]) for k in kept]))
+        assert (summary.read, summary.published, summary.rejected) == (5000, 4998, 2)
+        assert sum(done) == 5000
+    assert results[0] == results[1]
+    assert results[1][0] == [e["event_id"] for i, e in enumerate(good) if i not in (10, 4321)]
+    assert [line for line, _ in results[1][1]] == [11, 4322]
+    assert "NO-SUCH" in results[1][1][1][1]

@@ -6,8 +6,10 @@ All four figures come from the same run on the same local broker and server:
   encode in its default two worker processes, idempotent produce in the main one) vs Kafka's
   own ``ProducerPerformance`` tool at the same record count and average record size and the
   same producer settings;
-* sink: the ClickHouse sink (consume, decode, pseudonymise, batch insert, commit), measured
-  from its first committed batch to its last (group join and assignment excluded), vs a raw
+* sink: the ClickHouse sink (consume, decode, pseudonymise, batch insert, commit), in one
+  process (``hzbus sink clickhouse``) and in two (``--processes 2``, one consumer group),
+  each measured from its first committed batch to the batch that completes the events
+  (group join and assignment excluded), vs a raw
   clickhouse-driver insert of the very same rows in 20,000-row batches, timed the same way
   (from the end of the first batch to the end of the last). Two raw baselines: the rows as
   the sink sends them (columnar, times as epoch seconds: the fastest the driver inserts,
@@ -48,8 +50,9 @@ from producers.publisher import KafkaPublisher, producer_config
 from producers.simulate import write_simulation
 from schemas import codec
 from sinks.clickhouse.migrate import migrate
+from sinks.clickhouse.parallel import run_processes
 from sinks.clickhouse.rows import EVENT_COLUMNS, event_row, event_row_fast
-from sinks.clickhouse.sink import EventSink, clickhouse_client
+from sinks.clickhouse.sink import EventSink, SinkStats, clickhouse_client
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -138,6 +141,39 @@ def _rate(marks: list[tuple[float, int]]) -> float:
     return (c1 - c0) / (t1 - t0)
 
 
+def sink_run(settings: Any, client: Any, prefix: str, database: str, n: int, *, processes: int) -> float:
+    """Events per second of the sink with ``processes`` processes (one: in this process, as
+    ``hzbus sink clickhouse`` runs by default), from its first committed batch to the batch
+    that completes the ``n`` distinct events (a rebalance may deliver some twice)."""
+    marks = [(time.perf_counter(), 0)]
+    complete = False
+
+    def on_batch(stats: SinkStats) -> None:
+        nonlocal complete
+        marks.append((time.perf_counter(), stats.events))
+        if stats.events >= n and not complete:
+            complete = distinct(client, database) >= n
+
+    common = dict(stop_when_idle=120.0, should_stop=lambda: complete, on_batch=on_batch)
+    if processes == 1:
+        sink = EventSink(settings, prefix=prefix, database=database, group=f"{database}.sink")
+        sink.prepare()
+        stats = sink.run(**common)  # type: ignore[arg-type]
+    else:
+        stats = run_processes(
+            settings, processes, prefix=prefix, database=database, group=f"{database}.sink", **common
+        )  # type: ignore[arg-type]
+    assert complete and stats.dead_letters == 0, stats
+    if len(marks) <= 2:  # one batch: the whole run
+        return n / (marks[-1][0] - marks[0][0])
+    (t0, first), (t1, _) = marks[1], marks[-1]
+    return (n - first) / (t1 - t0)
+
+
+def distinct(client: Any, database: str) -> int:
+    return int(client.execute(f"SELECT uniqExact(event_id) FROM {database}.events")[0][0])
+
+
 def content_hash(client: Any, database: str) -> tuple[int, int]:
     count, digest = client.execute(
         f"SELECT count(), sum(cityHash64({CONTENT})) FROM (SELECT {CONTENT} FROM {database}.events FINAL)"
@@ -169,17 +205,8 @@ def one_round(settings: Any, sample: Path, events: list[Any], avg_size: int, wor
         assert (summary.published, summary.rejected) == (n, 0), summary
         pp_rate = producer_performance(settings, f"{prefix}.deadletter", n, avg_size)  # an empty topic
 
-        sink = EventSink(settings, prefix=prefix, database=database)
-        sink.prepare()
-        marks = [(time.perf_counter(), 0)]
-        # stop once every event is stored (an idle timeout could end early on a slow fetch)
-        stats = sink.run(
-            stop_when_idle=120.0,
-            should_stop=lambda: marks[-1][1] >= n,
-            on_batch=lambda s: marks.append((time.perf_counter(), s.events)),
-        )
-        assert stats.events == n and stats.dead_letters == 0, stats
-        sink_rate = _rate(marks)
+        sink_rate = sink_run(settings, client, prefix, database, n, processes=1)
+        sink2_rate = sink_run(settings, client, prefix, f"{database}_p2", n, processes=2)
 
         now = datetime.now(UTC)
         now_s = int(now.timestamp())
@@ -199,10 +226,10 @@ def one_round(settings: Any, sample: Path, events: list[Any], avg_size: int, wor
         del legacy_rows
         stored = content_hash(client, database)
         assert stored[0] == n, f"{stored[0]} distinct events stored, {n} published"
-        for other in (f"{database}_raw", f"{database}_legacy"):
+        for other in (f"{database}_p2", f"{database}_raw", f"{database}_legacy"):
             assert content_hash(client, other) == stored, f"{other}: rows differ from the sink's"
     finally:
-        for db in (database, f"{database}_raw", f"{database}_legacy"):
+        for db in (database, f"{database}_p2", f"{database}_raw", f"{database}_legacy"):
             client.execute(f"DROP DATABASE IF EXISTS {db}")
         manager.delete_topics(load_settings(), prefix)
     return {
@@ -214,6 +241,9 @@ def one_round(settings: Any, sample: Path, events: list[Any], avg_size: int, wor
         "sink_ratio": sink_rate / raw_fast,
         "raw_insert_rows_datetimes_rps": raw_legacy,
         "sink_ratio_vs_rows_datetimes": sink_rate / raw_legacy,
+        "sink_2p_eps": sink2_rate,
+        "sink_2p_ratio": sink2_rate / raw_fast,
+        "sink_2p_ratio_vs_rows_datetimes": sink2_rate / raw_legacy,
     }
 
 
@@ -289,6 +319,22 @@ def main() -> None:
                     "raw insert, datetime rows (first baseline)",
                     rate("raw_insert_rows_datetimes_rps"),
                     ratio("sink_ratio_vs_rows_datetimes"),
+                    "",
+                ),
+                (
+                    "sink, 2 processes",
+                    rate("sink_2p_eps"),
+                    "raw insert, sink's rows (columnar)",
+                    rate("raw_insert_rps"),
+                    ratio("sink_2p_ratio"),
+                    ">= 50%",
+                ),
+                (
+                    "sink, 2 processes",
+                    rate("sink_2p_eps"),
+                    "raw insert, datetime rows (first baseline)",
+                    rate("raw_insert_rows_datetimes_rps"),
+                    ratio("sink_2p_ratio_vs_rows_datetimes"),
                     "",
                 ),
             ],

@@ -57,6 +57,8 @@ def end_of_day(d: date) -> datetime:
 
 def shanghai_date(moment: datetime) -> date:
     """The Asia/Shanghai calendar date of a tz-aware instant."""
+    if type(moment) is datetime and moment.tzinfo is SHANGHAI:  # the codec's zone (the usual case)
+        return moment.date()
     _require_aware(moment, "moment")
     return moment.astimezone(SHANGHAI).date()
 
@@ -167,7 +169,6 @@ class WorkingDayCalendar:
         must be ≥ 1. Example (domain.md): Wed 2026-09-30 10:00 + 3 → 10-08, 10-09, Sat 10-10
         (调休上班) → 2026-10-10 23:59:59+08:00.
         """
-        _require_aware(start, "start")
         day, provisional = self.nth_working_day_after(shanghai_date(start), n)
         return Deadline(end_of_day(day), provisional)
 

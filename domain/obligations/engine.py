@@ -56,6 +56,8 @@ _ONE_SECOND = timedelta(seconds=1)
 
 
 def _require_aware(moment: datetime, name: str) -> None:
+    if type(moment) is datetime and moment.tzinfo is SHANGHAI:
+        return
     if not isinstance(moment, datetime) or moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got {moment!r}")
 
@@ -260,6 +262,9 @@ def evaluate_events(events: Iterable[Event], as_of: datetime, calendar: WorkingD
     """Fold ``events`` (any order, duplicates allowed) into per-key states and evaluate them at
     ``as_of``: what ``hzbus replay`` prints and what the scorecard counts."""
     _require_aware(as_of, "as_of")
+    # in the events' own zone object: comparing aware datetimes that share a tzinfo skips
+    # two utcoffset() calls each, and the rules compare as_of with every event time
+    as_of = as_of.astimezone(SHANGHAI)
     events = list(events)
     groups = group_by_key(events)
     for year in years_to_assess(events, as_of):

@@ -1,0 +1,102 @@
+"""Throughput of ``hzbus replay`` (issue 3) against a bare orjson parse of the same file.
+
+In the same process and run, over the same simulated file (canonical JSON, one event a line):
+
+* baseline: read the file and ``orjson.loads`` every line, nothing else;
+* replay: what ``hzbus replay FILE --as-of T`` does: read and strictly validate every line,
+  fold the events into per-key states, evaluate every obligation and finding at ``--as-of``,
+  and render the JSON Lines output (written to /dev/null).
+
+Both are timed in CPU seconds of this process (``time.process_time``), which neighbours on a
+shared machine disturb less than wall time; the median of ``--repeat`` rounds is reported.
+
+Usage: ``.venv/bin/python -m benchmarks.bench_replay [--events 200000] [--repeat 3]``; writes
+``benchmarks/results/replay.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.bench_bus import simulate
+from domain.events import SHANGHAI
+from domain.obligations import evaluate_events
+from hzbus.calendar_source import load_calendar
+from hzbus.commands.replay import read_events, render_jsonl
+from hzbus.config import load_settings
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def bare_parse(path: Path) -> float:
+    t0 = time.process_time()
+    with path.open("rb") as fh:
+        n = sum(1 for line in fh if orjson.loads(line) is not None)
+    return n / (time.process_time() - t0)
+
+
+def replay(path: Path, as_of: datetime) -> tuple[float, dict[str, float], int]:
+    calendar = load_calendar()
+    t0 = time.process_time()
+    events, errors = read_events(path)
+    t1 = time.process_time()
+    result = evaluate_events(events, as_of, calendar)
+    t2 = time.process_time()
+    with open("/dev/null", "w") as out:
+        out.write(render_jsonl(result))
+    t3 = time.process_time()
+    assert not errors, errors[:3]
+    n = len(events)
+    return (
+        n / (t3 - t0),
+        {"read_s": t1 - t0, "evaluate_s": t2 - t1, "render_s": t3 - t2},
+        len(result.obligations),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--as-of", default="2026-11-20T00:00:00+08:00")
+    args = parser.parse_args()
+    work = Path(load_settings().state_dir) / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    path = simulate(args.events, work)
+    as_of = datetime.fromisoformat(args.as_of).astimezone(SHANGHAI)
+    rounds: list[dict[str, Any]] = []
+    for _ in range(args.repeat):
+        base = bare_parse(path)
+        rate, phases, obligations = replay(path, as_of)
+        rounds.append({"orjson_eps": base, "replay_eps": rate, "ratio": rate / base, **phases})
+        print(", ".join(f"{k} {v:,.3f}" for k, v in rounds[-1].items()), f"obligations {obligations:,}")
+    median = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    results = {
+        "events": args.events,
+        "as_of": args.as_of,
+        "obligations": obligations,
+        "median": median,
+        "rounds": rounds,
+        "target": 0.3,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "replay.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(
+        f"replay {median['replay_eps']:,.0f} events/s vs bare orjson parse "
+        f"{median['orjson_eps']:,.0f} lines/s: "
+        f"{median['ratio']:.1%} (target >= 30%); CPU s: read+validate {median['read_s']:.2f}, "
+        f"evaluate {median['evaluate_s']:.2f}, render {median['render_s']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -50,9 +50,10 @@ from domain.obligations import (
     ObligationChanged,
 )
 from hzbus.config import Settings
-from hzbus.topics import TopicSpec, event_topics, topic_name
+from hzbus.failpoints import reached
+from hzbus.topics import TopicSpec, event_families, event_topics, topic_name
 from producers.publisher import HISTORICAL_HEADER
-from schemas import codec
+from schemas import admission, codec
 from stream_processors.envelope import (
     EVENT,
     TICKS,
@@ -226,13 +227,16 @@ def build_app(
         broker_commit_interval=1.0,
     )
     sources = app.topic(*event_topics(prefix), key_type=bytes, value_type=bytes)
+    families = {topic_name(prefix, family): family for family in event_families()}
     by_key = app.topic(topic_name(prefix, "by-key"), partitions=partitions, key_type=bytes, value_type=bytes)
     by_subject = app.topic(
         topic_name(prefix, "by-subject"), partitions=partitions, key_type=bytes, value_type=bytes
     )
     outputs = {
         family: app.topic(topic_name(prefix, family), key_type=bytes, value_type=bytes)
-        for family in ("obligations", "alerts", "findings", "correlations", "alerts-undelivered")
+        for family in (
+            "obligations", "alerts", "findings", "correlations", "alerts-undelivered", "deadletter"
+        )
     }
     states = app.Table("obligation-state", partitions=partitions, key_type=bytes, value_type=bytes)
     wakeups = app.Table("wakeups", partitions=partitions, key_type=bytes, value_type=bytes)
@@ -250,7 +254,7 @@ def build_app(
     #: monotonic time of the last imported past record (see ``sweep``)
     importing = {"last": -1e9}
     assigned: dict[str, frozenset[int]] = {"by-key": frozenset()}
-    stats = {"events": 0, "undecodable": 0, "alerts": 0}
+    stats = {"events": 0, "undecodable": 0, "refused": 0, "dead_letters": 0, "alerts": 0}
     app.hzbus_stats = stats  # type: ignore[attr-defined]
     app.hzbus_topics = {"by-key": by_key, "by-subject": by_subject, **outputs}  # type: ignore[attr-defined]
     app.hzbus_tables = {"states": states, "wakeups": wakeups, "subjects": subjects}  # type: ignore[attr-defined]
@@ -262,6 +266,20 @@ def build_app(
         if message.timestamp_type == LOG_APPEND_TIME and message.timestamp:
             return datetime.fromtimestamp(message.timestamp, tz=UTC)
         return None
+
+    def dead_letter(ev: Any, reason: str) -> None:
+        """Keep a record of the worker's own topics that it cannot use, with the reason (the
+        agent goes on; uncaught, Faust would restart the agent and skip the record unkept)."""
+        m = ev.message
+        log.warning("dead letter %s[%d]@%d: %s", m.topic, m.partition, m.offset, reason)
+        stats["dead_letters"] += 1
+        headers = [
+            ("hzbus-reason", reason.encode()),
+            ("hzbus-source-topic", m.topic.encode()),
+            ("hzbus-source-partition", str(m.partition).encode()),
+            ("hzbus-source-offset", str(m.offset).encode()),
+        ]
+        outputs["deadletter"].send_soon(key=ev.key, value=ev.value, headers=headers)
 
     @app.agent(sources, concurrency=1)
     async def route(stream: Any) -> None:
@@ -280,6 +298,24 @@ def build_app(
                     exc,
                 )
                 continue
+            message = ev.message
+            refused = admission.size_refusal(len(raw)) or admission.event_refusal(
+                event,
+                topic_family=families.get(message.topic),
+                published_ms=int(
+                    (message.timestamp if message.timestamp_type == LOG_APPEND_TIME else time.time()) * 1000
+                ),
+            )
+            if refused:
+                stats["refused"] += 1
+                log.warning(
+                    "skipping %s[%d]@%d: %s; the sink keeps it as a dead letter",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    refused,
+                )
+                continue
             stats["events"] += 1
             published = published_at(ev.message)
             envelope = pack_event(raw, published)
@@ -295,6 +331,7 @@ def build_app(
                 by_subject.send_soon(
                     key=subject.encode(), value=pack_event(codec.encode(prepared), published)
                 )
+            reached("worker.routed")  # re-keyed records buffered, source offset not committed
 
     def step(ckey: str, partition: int, event: Event | None, now: datetime) -> None:
         """Apply one event (or, with None, the passing of time) to one key; store; emit."""
@@ -326,11 +363,15 @@ def build_app(
     async def track(stream: Any) -> None:
         """Keep each key's obligation state; emit obligation, alert and finding facts."""
         async for ev in stream.events():
-            kind, moment, payload = unpack(ev.value)
+            try:
+                kind, moment, payload = unpack(ev.value)
+                event = codec.decode(payload) if kind == EVENT else None
+            except ValueError as exc:  # codec.DecodeError too: not a record the route agent wrote
+                dead_letter(ev, f"not a worker record: {exc}")
+                continue
             partition = ev.message.partition
             now = clock()
-            if kind == EVENT:
-                event = codec.decode(payload)
+            if event is not None:
                 if moment is not None:
                     event = event.with_published_at(moment)
                 else:  # an import of past records runs on its own time, not the wall clock
@@ -343,15 +384,20 @@ def build_app(
                     step(ckey, partition, None, at)
             else:
                 step(ev.key.decode(), partition, None, max(now, moment or now))
+            reached("worker.tracked")  # state stored, facts buffered, by-key offset not committed
 
     @app.agent(by_subject, concurrency=1)
     async def correlate(stream: Any) -> None:
         """Keep each subject's approvals and penalties; emit correlations."""
         async for ev in stream.events():
-            _kind, moment, payload = unpack(ev.value)
+            try:
+                _kind, moment, payload = unpack(ev.value)
+                event = codec.decode(payload)
+            except ValueError as exc:  # codec.DecodeError too: not a record the route agent wrote
+                dead_letter(ev, f"not a worker record: {exc}")
+                continue
             raw = subjects.get(ev.key)
             state = correlation.SubjectState.from_dict(orjson.loads(raw)) if raw else None
-            event = codec.decode(payload)
             if moment is not None:
                 event = event.with_published_at(moment)
             state, found = correlation.apply(state, event)
@@ -360,21 +406,34 @@ def build_app(
                 outputs["correlations"].send_soon(
                     key=c.correlation_id.encode(), value=orjson.dumps(c.to_dict())
                 )
+            reached("worker.correlated")
 
     @app.agent(outputs["alerts"], concurrency=1)
     async def notify(stream: Any) -> None:
-        """Deliver each alert fact once (dedup key: obligation id + alert kind + raised/resolved)."""
+        """Deliver each alert fact once (dedup key: obligation id + alert kind + raised/resolved).
+
+        The ``alerts-delivered`` table (RocksDB, written at once, changelogged) records each
+        notifier's delivery right after it returns, before the next one: a worker killed between
+        two notifiers delivers only the missing ones after restart. ``b"1"``: all done."""
         async for ev in stream.events():
             alert = orjson.loads(ev.value)
             once = f"{alert['dedup_key']}:{alert['event']}".encode()
-            if delivered.get(once) is not None:
+            marker = delivered.get(once)
+            if marker == b"1":
                 continue
+            done = set(marker.decode().split(",")) if marker else set()
             failures = {}
             superseded = alert["kind"] == "due_soon" and alert["obligation"]["status"] == "missed"
-            for notifier in () if superseded else notifiers:  # the missed alert says it all
+            for i, notifier in enumerate(() if superseded else notifiers):  # the missed alert says it all
+                if f"n{i}" in done:
+                    continue
                 error = await deliver_with_retry(notifier, alert)
                 if error is not None:
                     failures[notifier.name] = error
+                    continue
+                done.add(f"n{i}")
+                delivered[once] = ",".join(sorted(done)).encode()
+                reached("worker.notified")  # delivered and marked; offset and changelog not committed
             delivered[once] = b"1"
             stats["alerts"] += 1
             if failures:
@@ -412,6 +471,8 @@ def build_app(
                 by_key.send_soon(
                     key=b"__ticks__", partition=partition, value=pack_ticks(now, keys[i : i + 2000])
                 )
+        if by_partition:
+            reached("worker.swept")  # due times passed, ticks buffered, nothing evaluated yet
 
     return app
 

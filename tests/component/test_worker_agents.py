@@ -44,6 +44,13 @@ def event(type_: str, **fields: Any) -> Any:
 def worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Any, dict[str, list[tuple[bytes, bytes]]]]]:
+    yield agent_app(tmp_path, monkeypatch, [Recorder()])
+
+
+def agent_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, notifiers: list[Notifier]
+) -> tuple[Any, dict[str, list[tuple[bytes, bytes]]]]:
+    """The worker's app with in-memory tables; what its agents send, by topic family."""
     clock = {"now": NOW}
     app = build_app(
         load_settings(),
@@ -51,7 +58,7 @@ def worker(
         prefix="comp",
         datadir=tmp_path,
         store="memory://",
-        notifiers=[Recorder()],
+        notifiers=notifiers,
         clock=lambda: clock["now"],
     )
     sent: dict[str, list[tuple[bytes, bytes]]] = {}
@@ -67,7 +74,7 @@ def worker(
         monkeypatch.setattr(topic, "send", send)
     app.finalize()
     app.conf.store = "memory://"
-    yield app, sent
+    return app, sent
 
 
 def agent(app: Any, name: str) -> Any:

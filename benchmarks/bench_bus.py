@@ -231,6 +231,7 @@ def one_round(settings: Any, sample: Path, events: list[Any], avg_size: int, wor
     finally:
         for db in (database, f"{database}_p2", f"{database}_raw", f"{database}_legacy"):
             client.execute(f"DROP DATABASE IF EXISTS {db}")
+            client.execute(f"DROP DATABASE IF EXISTS {db}_restricted")  # dead letters (docs/security.md)
         manager.delete_topics(load_settings(), prefix)
     return {
         "publisher_eps": publish_rate,

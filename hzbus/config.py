@@ -22,6 +22,15 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:19092"
     #: KRaft controller port of the local broker (only used by ``hzbus infra``).
     kafka_controller_port: int = 19093
+    #: "none": the open listener (the local default, the demo); "scram": every client signs in as
+    #: its principal (SASL/SCRAM-SHA-256) and departments publish through the gate (docs/security.md).
+    kafka_security: str = "none"
+    #: SCRAM listener of the local broker (always open next to the PLAINTEXT one).
+    kafka_scram_port: int = 19094
+    #: This process's Kafka principal and password in scram mode (a department's adapter machine
+    #: sets its own); empty: the credential store of ``hzbus infra principals`` under the state dir.
+    kafka_username: str = ""
+    kafka_password: str = ""
     #: Prefix of every topic name; tests isolate themselves with their own prefix.
     topic_prefix: str = "hzbus"
     #: ClickHouse native-protocol endpoint.
@@ -31,6 +40,10 @@ class Settings:
     clickhouse_user: str = "default"
     clickhouse_password: str = ""
     clickhouse_database: str = "hzbus"
+    #: The read-only analyst user of the local server (docs/security.md); its password is
+    #: generated into the state dir unless set here.
+    clickhouse_analyst_user: str = "analyst"
+    clickhouse_analyst_password: str = ""
     #: Name of a cluster in the servers' <remote_servers>: the migrations then create replicated
     #: tables ON CLUSTER behind Distributed tables (docs/clickhouse-cluster.md). Empty: one server.
     clickhouse_cluster: str = ""

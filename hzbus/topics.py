@@ -53,3 +53,18 @@ def all_topics(prefix: str) -> list[TopicSpec]:
                 )
             )
     return specs
+
+
+def ingress_spec(prefix: str, code: str) -> TopicSpec:
+    """A department's ingress topic of the secured mode (``hzbus.identity``; the ``ingress``
+    entry of the catalogue): only that department's principal may write it."""
+    from hzbus.identity import ingress_topic
+
+    spec = _catalogue()["ingress"]
+    return TopicSpec(
+        family=f"ingress.{code}",
+        name=ingress_topic(prefix, code),
+        partitions=int(spec["partitions"]),
+        config={k: str(v) for k, v in spec.get("config", {}).items()},
+        carries_events=False,
+    )

@@ -3,6 +3,8 @@
 State under ``<state_dir>/clickhouse/``::
 
     config.xml, users.xml    generated on every start (ports from Settings, 127.0.0.1 only)
+    users.d/analyst.xml      the read-only analyst user (rewritten by every `infra up`, reloaded live)
+    analyst.password         its password unless clickhouse_analyst_password is set (0600)
     data/ tmp/ user_files/ format_schemas/
     log/                     clickhouse-server.log, .err.log (the server's logger), stdout.log
     clickhouse.pid
@@ -10,8 +12,11 @@ State under ``<state_dir>/clickhouse/``::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
+import secrets
 import shutil
 import subprocess
 import threading
@@ -28,6 +33,7 @@ HERE = Path(__file__).resolve().parent / "clickhouse"
 PACKAGES = ("clickhouse-server", "clickhouse-client")
 READY_BUDGET_S = 60.0
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+_XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,15 @@ class ClickHousePaths:
     @property
     def users(self) -> Path:
         return self.root / "users.xml"
+
+    @property
+    def users_d(self) -> Path:
+        """Extra users files, merged into users.xml and reloaded by the server on change."""
+        return self.root / "users.d"
+
+    @property
+    def analyst_password(self) -> Path:
+        return self.root / "analyst.password"
 
     @property
     def log_dir(self) -> Path:
@@ -133,6 +148,74 @@ def write_config(settings: Settings) -> None:
     for template, target in (("config.template.xml", p.config), ("users.template.xml", p.users)):
         text = Template((HERE / template).read_text(encoding="utf-8")).substitute(values)
         target.write_text(text, encoding="utf-8")
+    write_analyst_user(settings)
+
+
+# ---------------------------------------------------------------------------------------------
+# the read-only analyst user [信息资源共享机制 五]
+
+#: the demo's database (hzbus/commands/demo.py) is an analysts' database too
+DEMO_DATABASE = "hzbus_demo"
+
+
+def analyst_password(settings: Settings) -> str:
+    """``clickhouse_analyst_password``, or one generated once and kept in the state dir (0600)."""
+    if settings.clickhouse_analyst_password:
+        return settings.clickhouse_analyst_password
+    path = paths(settings).analyst_password
+    try:
+        stored = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        stored = ""
+    if stored:
+        return stored
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(secrets.token_urlsafe(18) + "\n")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def analyst_user_xml(user: str, password: str, databases: list[str]) -> str:
+    """The users.d file of a read-only user (profile ``readonly``: no INSERT, ALTER, DROP,
+    SET or table functions) restricted to ``databases``."""
+    for name in (user, *databases):
+        if not _XML_NAME.match(name):
+            raise UserError(f"{name!r} cannot be a ClickHouse user or database name here")
+    return Template((HERE / "analyst.template.xml").read_text(encoding="utf-8")).substitute(
+        user=user,
+        password_sha256=hashlib.sha256(password.encode("utf-8")).hexdigest(),
+        databases="\n".join(f"                <database>{db}</database>" for db in databases),
+    )
+
+
+def write_analyst_user(
+    settings: Settings,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    databases: list[str] | None = None,
+) -> Path:
+    """Write (or refresh) ``users.d/<user>.xml`` of the local server; the server reloads users
+    files by itself within seconds, no restart. Defaults: ``clickhouse_analyst_user``, its
+    password, and the bus's database plus the demo's."""
+    user = user or settings.clickhouse_analyst_user
+    password = password if password is not None else analyst_password(settings)
+    databases = databases or sorted({settings.clickhouse_database, DEMO_DATABASE})
+    text = analyst_user_xml(user, password, databases)
+    target = paths(settings).users_d / f"{user}.xml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.is_file() or target.read_text(encoding="utf-8") != text:
+        tmp = target.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        tmp.replace(target)  # the reloader never sees half a file
+    return target
+
+
+def remove_user(settings: Settings, user: str) -> None:
+    (paths(settings).users_d / f"{user}.xml").unlink(missing_ok=True)
 
 
 def running_pid(settings: Settings) -> int | None:

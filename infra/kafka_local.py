@@ -111,22 +111,44 @@ def fetch_jars(settings: Settings) -> None:
     )
 
 
-def write_config(settings: Settings) -> None:
+def rendered_config(settings: Settings) -> dict[Path, str]:
+    """The text of each generated config file, as ``write_config`` writes it."""
+    from infra import kafka_security
+
     p = paths(settings)
     host, port = endpoint(settings)
-    for d in (p.config_dir, p.data, p.logs):
-        d.mkdir(parents=True, exist_ok=True)
     values = {
         "host": "127.0.0.1" if host == "localhost" else host,
         "port": port,
         "controller_port": settings.kafka_controller_port,
         "data_dir": str(p.data),
         "logs_dir": str(p.logs),
+        **kafka_security.broker_values(settings),
     }
-    for template, target in (("server.template.properties", p.server_properties),
-                             ("log4j2.template.xml", p.log4j)):
-        text = Template((HERE / template).read_text(encoding="utf-8")).substitute(values)
+    return {
+        target: Template((HERE / template).read_text(encoding="utf-8")).substitute(values)
+        for template, target in (("server.template.properties", p.server_properties),
+                                 ("log4j2.template.xml", p.log4j))
+    }
+
+
+def write_config(settings: Settings) -> None:
+    p = paths(settings)
+    for d in (p.config_dir, p.data, p.logs):
+        d.mkdir(parents=True, exist_ok=True)
+    for target, text in rendered_config(settings).items():
+        target.touch(mode=0o600)  # server.properties holds the controller's password
+        target.chmod(0o600)
         target.write_text(text, encoding="utf-8")
+
+
+def config_is_current(settings: Settings) -> bool:
+    """Whether the config files on disk (those the running broker read) are what this version and
+    these settings would write; False: a restart (``hzbus infra restart``) applies the change."""
+    return all(
+        target.is_file() and target.read_text(encoding="utf-8") == text
+        for target, text in rendered_config(settings).items()
+    )
 
 
 def _random_cluster_id() -> str:
@@ -149,19 +171,22 @@ def format_storage(settings: Settings) -> None:
     """KRaft storage, once: ``StorageTool format --standalone`` (Kafka 4.x dynamic quorum)."""
     if is_formatted(settings):
         return
+    from infra import kafka_security
+
     p = paths(settings)
     procs.say("formatting KRaft storage… ", end="")
     started = time.monotonic()
     cmd = [
         "java", "-Xmx256m", f"-Dlog4j2.configurationFile={p.log4j}", "-cp", f"{p.libs}/*",
         "kafka.tools.StorageTool", "format", "-t", _random_cluster_id(),
-        "-c", str(p.server_properties), "--standalone",
+        "-c", str(p.server_properties), "--standalone", *kafka_security.format_args(settings),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         procs.say("failed")
         out = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
         raise UserError(f"formatting the KRaft storage in {p.data} failed:\n{out}")
+    kafka_security.operator_marker(settings).touch()
     procs.say(f"ok ({time.monotonic() - started:.1f} s)")
 
 
@@ -178,9 +203,12 @@ def spawn(settings: Settings) -> int:
 
 
 def admin_config(settings: Settings, **extra: Any) -> dict[str, Any]:
-    """AdminClient settings that keep librdkafka quiet while the broker is away."""
+    """AdminClient settings that keep librdkafka quiet while the broker is away (in the secured
+    mode signed in as the operator, or as ``kafka_username``)."""
+    from hzbus.kafka_auth import client_config
+
     return {
-        "bootstrap.servers": settings.kafka_bootstrap,
+        **client_config(settings),
         "log_level": 0,
         "error_cb": lambda _err: None,
         "socket.connection.setup.timeout.ms": 3000,

@@ -5,6 +5,7 @@ Public API (used by the CLI, the test suite and the demo)::
     ensure_installed(settings)                 Kafka jars (Maven Central), clickhouse-server (apt-get)
     ensure_up(settings) -> None                start whatever does not answer; instant when all answer
     down(settings) -> dict                     stop only the processes we started
+    restart(settings) -> dict                  down + up: applies a changed configuration
     status(settings) -> dict                   both services: running?, pid, ports, version, topics
     ensure_topics(settings, prefix=None)       every topic of infra/topics.json, idempotent
     delete_topics(settings, prefix)            drop a (test) prefix's topics
@@ -20,10 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hzbus import kafka_auth
 from hzbus.config import Settings
 from hzbus.errors import UserError
 from hzbus.topics import TopicSpec, all_topics
-from infra import clickhouse_local, kafka_local, procs
+from infra import clickhouse_local, kafka_local, kafka_security, procs
 
 __all__ = [
     "delete_prefix",
@@ -32,6 +34,7 @@ __all__ = [
     "ensure_installed",
     "ensure_topics",
     "ensure_up",
+    "restart",
     "status",
 ]
 
@@ -88,12 +91,24 @@ def _start_kafka(settings: Settings) -> int | None:
         return pid
     for p, env_var in (
         (port, "HZBUS_KAFKA_BOOTSTRAP"),
+        (settings.kafka_scram_port, "HZBUS_KAFKA_SCRAM_PORT"),
         (settings.kafka_controller_port, "HZBUS_KAFKA_CONTROLLER_PORT"),
     ):
         if procs.port_open(host, p):
             raise _port_taken_error("a Kafka broker", host, p, env_var)
     kafka_local.fetch_jars(settings)
     kafka_local.write_config(settings)
+    if (
+        kafka_auth.secured(settings)
+        and kafka_local.is_formatted(settings)
+        and not kafka_security.operator_marker(settings).exists()
+    ):
+        raise UserError(
+            "this broker's storage was formatted before the secured mode, so the operator has no "
+            "SCRAM credential on it yet: start it once in the open mode (`hzbus infra up` without "
+            "HZBUS_KAFKA_SECURITY), then `HZBUS_KAFKA_SECURITY=scram hzbus infra restart` "
+            "(docs/security.md)"
+        )
     kafka_local.format_storage(settings)
     pid = kafka_local.spawn(settings)
     procs.say(f"starting Kafka {kafka_local.pom_version()} broker on {host}:{port} (pid {pid})")
@@ -127,10 +142,27 @@ def _start_clickhouse(settings: Settings) -> int | None:
 def ensure_up(settings: Settings) -> None:
     """Kafka and ClickHouse answer when this returns (started here if needed).
 
-    Idempotent: when both already answer it only asks them (a few milliseconds).
+    Idempotent: when both already answer it only asks them (a few milliseconds). It never stops
+    or restarts anything: a broker started with an older configuration is reported (``restart``
+    applies it), and the analyst user of the local ClickHouse is (re)written, which the server
+    reloads by itself.
     """
-    if kafka_local.answers(settings) and _clickhouse_answers(settings):
-        return
+    if not (kafka_local.answers(settings) and _clickhouse_answers(settings)):
+        _start_missing(settings)
+    _refresh_live_config(settings)
+
+
+def _refresh_live_config(settings: Settings) -> None:
+    if clickhouse_local.running_pid(settings) is not None:
+        clickhouse_local.write_analyst_user(settings)
+    if kafka_local.running_pid(settings) is not None and not kafka_local.config_is_current(settings):
+        procs.say(
+            "kafka: the broker runs with an older configuration than this version writes (e.g. no "
+            "SCRAM listener yet, or another HZBUS_KAFKA_SECURITY); `hzbus infra restart` applies it"
+        )
+
+
+def _start_missing(settings: Settings) -> None:
     with procs.file_lock(_lock_path(settings)):
         # re-check under the lock: another process may just have started them
         kafka_ok = kafka_local.answers(settings)
@@ -180,6 +212,21 @@ def down(settings: Settings) -> dict[str, str]:
             procs.say(f"{outcome} ({time.monotonic() - started:.1f} s)")
         result[name] = outcome
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# restart
+
+
+def restart(settings: Settings) -> dict[str, str]:
+    """Stop the services we started and start them again with the current configuration (a new
+    version's listeners, another ``kafka_security``). A broker about to become secured first gives
+    the operator a SCRAM credential through its open listener, if it has none yet."""
+    if kafka_local.running_pid(settings) is not None and kafka_auth.secured(settings):
+        kafka_security.register_operator_if_open(settings)
+    stopped = down(settings)
+    ensure_up(settings)
+    return stopped
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,7 +471,7 @@ def delete_prefix(settings: Settings, prefix: str, wait_groups: float = 60.0) ->
     deleted = delete_topics(settings, prefix)
     admin = _admin(settings)
     md = _metadata(admin, settings)
-    internal = [name for name in md.topics if name.startswith(f"{prefix}-worker-")]
+    internal = [name for name in md.topics if name.startswith((f"{prefix}-worker-", f"{prefix}.ingress."))]
     if internal:
         for name, fut in admin.delete_topics(internal, operation_timeout=TOPIC_OP_TIMEOUT_S).items():
             try:
@@ -449,6 +496,7 @@ def delete_prefix(settings: Settings, prefix: str, wait_groups: float = 60.0) ->
         groups = busy
         if groups:
             time.sleep(1.0)
+    kafka_security.delete_prefix_acls(admin, prefix)
     gone = {*deleted, *internal}
     until = time.monotonic() + TOPIC_OP_TIMEOUT_S
     while gone & set(_metadata(admin, settings).topics) and time.monotonic() < until:

@@ -49,6 +49,7 @@ from domain.obligations import (
     KeyState,
     ObligationChanged,
 )
+from hzbus import identity, kafka_auth
 from hzbus.config import Settings
 from hzbus.failpoints import reached
 from hzbus.topics import TopicSpec, event_families, event_topics, topic_name
@@ -211,7 +212,7 @@ def build_app(
     key = settings.pseudonym_key.encode("utf-8")
     app = faust.App(
         f"{prefix}-worker",
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        **kafka_auth.faust_options(settings, identity.BUS),  # secured: signs in as the bus
         store=store,
         datadir=str(datadir),
         topic_partitions=partitions,
@@ -263,6 +264,8 @@ def build_app(
         headers = dict(message.headers or ())
         if HISTORICAL_HEADER in headers:
             return None  # an import of past records: the core uses recorded_at
+        if identity.PUBLISHED_HEADER in headers:  # forwarded by the gate: its ingress append time
+            return from_ms(identity.gate_published_ms(message.headers, 0))
         if message.timestamp_type == LOG_APPEND_TIME and message.timestamp:
             return datetime.fromtimestamp(message.timestamp, tz=UTC)
         return None

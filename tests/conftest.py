@@ -67,6 +67,7 @@ def bus(services: Settings) -> Iterator[Bus]:
     b = Bus(settings, prefix, database)
     yield b
     b.query("DROP DATABASE IF EXISTS {db}")
+    b.query("DROP DATABASE IF EXISTS {db}_restricted")  # its dead letters (docs/security.md)
     try:
         manager.delete_prefix(services, prefix)
     except UserError as exc:  # leftovers of a random prefix are harmless; say so

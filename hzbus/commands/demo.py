@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     client = clickhouse_client(settings)
     manager.delete_prefix(bus_settings, DEMO_PREFIX)  # a fresh corner for the demo
     client.execute(f"DROP DATABASE IF EXISTS {DEMO_DATABASE}")
+    client.execute(f"DROP DATABASE IF EXISTS {DEMO_DATABASE}_restricted")
     shutil.rmtree(Path(settings.state_dir) / "worker" / DEMO_PREFIX, ignore_errors=True)
     manager.ensure_topics(settings, prefix=DEMO_PREFIX)
 

@@ -1,4 +1,5 @@
-"""``hzbus infra install | up | down | status | topics``: the local Kafka broker and ClickHouse.
+"""``hzbus infra install | up | down | restart | status | topics | principals``: the local Kafka
+broker and ClickHouse, and the identities of the secured mode (docs/security.md).
 
 Progress goes to stderr; ``status`` and ``topics`` print their result on stdout.
 """
@@ -33,6 +34,14 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("down", help="stop the processes that `infra up` started")
     p.set_defaults(handler=_down)
 
+    p = sub.add_parser(
+        "restart",
+        help="stop and start again what `infra up` started, with the current configuration "
+        "(new listeners, another HZBUS_KAFKA_SECURITY)",
+    )
+    p.add_argument("--no-topics", action="store_true", help="do not create the bus's topics")
+    p.set_defaults(handler=_restart)
+
     p = sub.add_parser("status", help="both services: running?, pid, ports, version, topics")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_status)
@@ -40,6 +49,17 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("topics", help="create/verify every topic of infra/topics.json (idempotent)")
     p.add_argument("--prefix", help="topic name prefix (default: the topic_prefix setting)")
     p.set_defaults(handler=_topics)
+
+    p = sub.add_parser(
+        "principals",
+        help="SCRAM principals (operator, bus, one per department), ingress topics and ACLs of the "
+        "secured mode (idempotent)",
+    )
+    p.add_argument("--prefix", help="topic name prefix (default: the topic_prefix setting)")
+    p.add_argument(
+        "--dept", action="append", metavar="CODE", help="only these departments (default: the whole registry)"
+    )
+    p.set_defaults(handler=_principals)
 
 
 def _install(args: argparse.Namespace) -> int:
@@ -56,13 +76,57 @@ def _up(args: argparse.Namespace) -> int:
     settings = load_settings()
     started = time.monotonic()
     manager.ensure_up(settings)
-    if not args.no_topics:
-        result = manager.ensure_topics(settings)
-        if result["created"]:
-            print(f"created {len(result['created'])} topics ({settings.topic_prefix}.*)", file=sys.stderr)
+    _after_up(settings, args.no_topics)
     print(
         f"infra up: Kafka {settings.kafka_bootstrap}, ClickHouse "
         f"{settings.clickhouse_host}:{settings.clickhouse_port} ready ({time.monotonic() - started:.1f} s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _after_up(settings: Any, no_topics: bool) -> None:
+    """The bus's topics and, in the secured mode, its principals, ingress topics and ACLs."""
+    from hzbus import kafka_auth
+    from infra import kafka_security, manager
+
+    if no_topics:
+        return
+    result = manager.ensure_topics(settings)
+    if result["created"]:
+        print(f"created {len(result['created'])} topics ({settings.topic_prefix}.*)", file=sys.stderr)
+    if kafka_auth.secured(settings):
+        done = kafka_security.ensure_principals(settings)
+        print(
+            f"secured mode: {len(done['principals'])} SCRAM principals ({len(done['created'])} new), "
+            f"{len(done['acls'])} ACLs, SCRAM listener {done['scram_bootstrap']}",
+            file=sys.stderr,
+        )
+
+
+def _restart(args: argparse.Namespace) -> int:
+    from infra import manager
+
+    settings = load_settings()
+    manager.restart(settings)
+    _after_up(settings, args.no_topics)
+    print(f"infra restart: done (Kafka security: {settings.kafka_security})", file=sys.stderr)
+    return 0
+
+
+def _principals(args: argparse.Namespace) -> int:
+    from infra import kafka_security
+
+    settings = load_settings()
+    done = kafka_security.ensure_principals(settings, prefix=args.prefix, codes=args.dept)
+    created = set(done["created"])
+    for name in done["principals"]:
+        print(f"User:{name:<24} {'created' if name in created else 'ok'}")
+    for entry in done["acls"]:
+        print(entry.describe())
+    print(
+        f"passwords (mode 0600): {done['credentials']}/<principal>; SCRAM-SHA-256 listener "
+        f"{done['scram_bootstrap']}; departments publish with HZBUS_KAFKA_SECURITY=scram",
         file=sys.stderr,
     )
     return 0

@@ -59,9 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from domain.departments import load_registry
     from hzbus.config import load_settings
+    from producers.ingress import make_publisher
     from producers.mapping import MappingError, load_mapping
     from producers.pipeline import RejectWriter, publish_file
-    from producers.publisher import KafkaPublisher
     from producers.readers import detect_format
 
     settings = load_settings()
@@ -87,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     elif fmt == "csv":
         raise UserError("a CSV export needs --mapping (its columns are the department's own)")
     rejects = RejectWriter(args.rejects or path.with_name(path.name + ".rejects.jsonl"), str(path))
-    publisher = KafkaPublisher(settings, prefix=args.prefix, historical=args.historical)
+    publisher = make_publisher(
+        settings, prefix=args.prefix, dept=None if args.each_dept else args.dept, historical=args.historical
+    )
     lines = _count_lines(path)
     workers = (
         args.workers if args.workers is not None else (DEFAULT_WORKERS if lines >= POOL_THRESHOLD else 0)

@@ -1,5 +1,7 @@
 """The ClickHouse sink: every event topic → ``events``; undecodable messages → dead letters;
-the worker's fact topics (obligations, alerts, findings, correlations) → their fact tables.
+the worker's fact topics (obligations, alerts, findings, correlations) → their fact tables; the
+dead letters of the gate (secured mode, docs/security.md) and the worker too. Dead letters keep raw
+bytes, so their table is in ``<db>_restricted``, out of the analysts' reach.
 
 Delivery guarantee: at least once from Kafka, exactly once in query results. Each batch is
 written to ClickHouse (and its dead letters to the dead-letter topic) *before* the consumer
@@ -23,15 +25,20 @@ from datetime import datetime
 from typing import Any
 
 from domain.events import SHANGHAI
+from hzbus import deadletters, identity, kafka_auth
 from hzbus.config import Settings
 from hzbus.errors import UserError
-from hzbus.topics import event_topics, topic_name
-from schemas import codec
+from hzbus.failpoints import reached
+from hzbus.topics import event_families, event_topics, topic_name
+from schemas import admission, codec
+from sinks.clickhouse.dead_letters import relayed_row, restricted_database, retire_legacy_table
 from sinks.clickhouse.fact_rows import FACT_COLUMNS, ROW_BUILDERS
 from sinks.clickhouse.migrate import check_database_name, migrate
 from sinks.clickhouse.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, dead_letter_row, event_row_fast
 
 log = logging.getLogger("hzbus.sink")
+#: confluent-kafka's timestamp type of a record of a LogAppendTime topic (the broker's time)
+LOG_APPEND_TIME = 2
 
 
 def clickhouse_client(settings: Settings, database: str | None = None) -> Any:
@@ -62,7 +69,8 @@ class ClickHouseWriter:
         self.database = check_database_name(database)
         self.retry_for = retry_for
         self._events_sql = f"INSERT INTO {database}.events ({', '.join(EVENT_COLUMNS)}) VALUES"
-        self._dead_sql = f"INSERT INTO {database}.dead_letters ({', '.join(DEAD_LETTER_COLUMNS)}) VALUES"
+        restricted = restricted_database(database)  # raw bytes: not where analysts read (docs/security.md)
+        self._dead_sql = f"INSERT INTO {restricted}.dead_letters ({', '.join(DEAD_LETTER_COLUMNS)}) VALUES"
         self._fact_sql = {
             table: f"INSERT INTO {database}.{table} ({', '.join(columns)}) VALUES"
             for table, columns in FACT_COLUMNS.items()
@@ -80,6 +88,7 @@ class ClickHouseWriter:
             try:
                 if events:  # columnar: the driver skips its own row-to-column transposition
                     self.client.execute(self._events_sql, list(zip(*events, strict=True)), columnar=True)
+                    reached("sink.mid_write")  # events in, dead letters and facts not yet
                 if dead:
                     self.client.execute(self._dead_sql, dead)
                 for table, rows in (facts or {}).items():
@@ -125,7 +134,7 @@ class SinkStats:
 
 def consumer_config(settings: Settings, group: str, **overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap,
+        **kafka_auth.client_config(settings, identity.BUS),  # secured: signs in as the bus
         "group.id": group,
         "enable.auto.commit": False,
         "enable.auto.offset.store": True,
@@ -164,19 +173,21 @@ class EventSink:
         self.consumer = Consumer(consumer_config(settings, self.group))
         self.dead_topic = f"{self.prefix}.deadletter"
         self.dead_producer = Producer(
-            {"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all"}
+            {**kafka_auth.client_config(settings, identity.BUS), "enable.idempotence": True, "acks": "all"}
         )
         self.assigned = False
         #: fact topic → its table (the worker's outputs)
         self.fact_topics = {topic_name(self.prefix, table): table for table in FACT_COLUMNS}
+        self.families = {topic_name(self.prefix, family): family for family in event_families()}
 
     def topics(self) -> list[str]:
-        return [*event_topics(self.prefix), *self.fact_topics]
+        return [*event_topics(self.prefix), *self.fact_topics, self.dead_topic]
 
     def prepare(self) -> None:
         """Apply the ClickHouse migrations; check the topics exist."""
         try:
             migrate(self.writer.client, self.database, cluster=self.settings.clickhouse_cluster)
+            retire_legacy_table(self.writer.client, self.database)
         except UserError:
             raise
         except Exception as exc:
@@ -234,6 +245,7 @@ class EventSink:
                 if batch:
                     full = len(batch) >= max_batch
                     if full or now_mono - batch_started >= max_wait:
+                        reached("sink.consumed")  # a batch decoded, nothing of it written
                         if in_flight is not None:  # at most one batch in flight
                             self._commit(*in_flight, stats, on_batch)
                         in_flight = (
@@ -266,7 +278,7 @@ class EventSink:
         ingested_s = int(ingested.timestamp())
         fallback_ms = ingested_s * 1000
         offsets, rows, by_type = batch.offsets, batch.events, stats.by_type
-        fact_topics, key = self.fact_topics, self.key
+        fact_topics, key, dead_topic = self.fact_topics, self.key, self.dead_topic
         decode = codec.decode_record
         for msg in messages:
             if msg.error() is not None:
@@ -279,9 +291,17 @@ class EventSink:
             if table is not None:
                 self._take_fact(msg, table, value, offset, ingested, batch, stats)
                 continue
+            if topic == dead_topic:  # dead letters of the gate, the worker... (its own are stored already)
+                relayed = relayed_row(msg, ingested)
+                if relayed is not None:
+                    batch.dead.append(relayed)
+                continue
             try:
                 if not value:
                     raise codec.DecodeError("empty message")
+                if len(value) > admission.MAX_EVENT_BYTES:
+                    self._dead(msg, str(admission.size_refusal(len(value))), ingested, batch.dead, stats)
+                    continue
                 record = decode(value)
             except codec.DecodeError as exc:
                 self._dead(msg, f"does not decode: {exc}", ingested, batch.dead, stats)
@@ -289,6 +309,21 @@ class EventSink:
             ts_type, ts_ms = msg.timestamp()
             if ts_type == 0 or ts_ms is None or ts_ms < 0:
                 ts_ms = fallback_ms
+            refused = admission.refusal(  # against the broker's time (ours, on a CreateTime topic)
+                record[0],
+                record[2],
+                record[5],
+                record[3],
+                record[4],
+                topic_family=self.families.get(topic),
+                published_ms=ts_ms if ts_type == LOG_APPEND_TIME else fallback_ms,
+            )
+            if refused is not None:
+                self._dead(msg, refused, ingested, batch.dead, stats)
+                continue
+            headers = msg.headers()
+            if headers:  # forwarded by the gate: published when it reached the ingress topic
+                ts_ms = identity.gate_published_ms(headers, ts_ms)
             rows.append(
                 event_row_fast(
                     record,
@@ -332,13 +367,9 @@ class EventSink:
         self, msg: Any, reason: str, ingested: datetime, dead: list[tuple[Any, ...]], stats: SinkStats
     ) -> None:
         log.warning("dead letter %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)
-        headers = [
-            ("hzbus-reason", reason.encode("utf-8")),
-            ("hzbus-source-topic", msg.topic().encode("utf-8")),
-            ("hzbus-source-partition", str(msg.partition()).encode()),
-            ("hzbus-source-offset", str(msg.offset()).encode()),
-        ]
+        headers = deadletters.headers(msg.topic(), msg.partition(), msg.offset(), reason, "sink")
         self.dead_producer.produce(self.dead_topic, msg.value(), msg.key(), headers=headers)
+        reached("sink.dead_letter")  # produced, neither flushed nor stored nor committed
         dead.append(
             dead_letter_row(
                 topic=msg.topic(),
@@ -361,6 +392,7 @@ class EventSink:
         """Once ``batch`` is in ClickHouse (``written`` re-raises a failed write: no commit),
         flush its dead letters, then commit exactly its offsets."""
         written.result()
+        reached("sink.written")  # in ClickHouse, offsets not committed
         events, dead = batch.events, batch.dead
         if dead:
             remaining = self.dead_producer.flush(60)
@@ -373,6 +405,7 @@ class EventSink:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:  # e.g. a rebalance took the partitions: they are re-delivered
             log.warning("offset commit failed (%s); the batch will be re-delivered, stored once", exc)
+        reached("sink.committed")
         stats.events += len(events)
         stats.dead_letters += len(dead)
         stats.facts += sum(len(rows) for rows in batch.facts.values())

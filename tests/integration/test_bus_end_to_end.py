@@ -103,7 +103,7 @@ def test_a_corrupt_message_goes_to_the_dead_letter_topic_and_the_rest_land(bus: 
     stats = run_sink(bus)
     assert stats.dead_letters == 2
     assert stored_event_ids(bus) == good
-    reasons = sorted(r[0] for r in bus.query("SELECT reason FROM {db}.dead_letters FINAL"))
+    reasons = sorted(r[0] for r in bus.query("SELECT reason FROM {db}_restricted.dead_letters FINAL"))
     assert all(r.startswith("does not decode") for r in reasons)
     assert any("fingerprint" in r for r in reasons)
 

@@ -31,11 +31,13 @@ def single_node() -> list[str]:
 
 
 def tables_of(statements: list[str]) -> dict[str, str]:
+    """``table`` (of the bus's database) or ``database.table`` (of another one, e.g. the
+    dead letters in ``<db>_restricted``) → its statement."""
     out = {}
     for s in statements:
         m = TABLE.match(s)
         if m:
-            out[m.group(2)] = s
+            out[m.group(2) if m.group(1) == DB else f"{m.group(1)}.{m.group(2)}"] = s
     return out
 
 
@@ -57,7 +59,8 @@ def test_every_table_becomes_a_replicated_local_table_and_a_distributed_table_of
         local, dist = clustered[f"{table}_local"], clustered[table]
         assert f" ON CLUSTER {CLUSTER}\n" in local and f" ON CLUSTER {CLUSTER}\n" in dist
         assert columns in local and columns in dist  # the very same column block
-        path = f"/clickhouse/tables/{{shard}}/{DB}/{table}_local"
+        db, name = table.split(".") if "." in table else (DB, table)
+        path = f"/clickhouse/tables/{{shard}}/{db}/{name}_local"
         expected_args = ", ".join(a for a in (f"'{path}'", "'{replica}'", args) if a)
         assert f"ENGINE = Replicated{family}MergeTree({expected_args})" in local
         for clause in re.findall(r"^(?:PARTITION BY|ORDER BY) .*$", ddl, re.M):
@@ -65,7 +68,7 @@ def test_every_table_becomes_a_replicated_local_table_and_a_distributed_table_of
         order_by = re.search(r"^ORDER BY (.*)$", ddl, re.M)
         assert order_by is not None
         assert dist.endswith(
-            f"ENGINE = Distributed({CLUSTER}, {DB}, {table}_local, {sharding_key(order_by.group(1))})"
+            f"ENGINE = Distributed({CLUSTER}, {db}, {name}_local, {sharding_key(order_by.group(1))})"
         )
 
 
@@ -76,6 +79,9 @@ def test_every_version_of_a_row_goes_to_one_shard_the_sharding_key_is_the_sortin
     assert clustered["alerts"].endswith("cityHash64(dedup_key, event))")
     assert clustered["scorecard_published"].endswith("cityHash64(quarter, dept))")
     assert clustered["dead_letters"].endswith("cityHash64(kafka_topic, kafka_partition, kafka_offset))")
+    assert clustered[f"{DB}_restricted.dead_letters"].endswith(
+        "cityHash64(kafka_topic, kafka_partition, kafka_offset))"
+    )
 
 
 @pytest.mark.parametrize(

@@ -309,6 +309,9 @@ class EventSink:
             ts_type, ts_ms = msg.timestamp()
             if ts_type == 0 or ts_ms is None or ts_ms < 0:
                 ts_ms = fallback_ms
+            headers = msg.headers()
+            if headers:  # forwarded by the gate: published when it reached the ingress topic
+                ts_ms = identity.gate_published_ms(headers, ts_ms)
             refused = admission.refusal(  # against the broker's time (ours, on a CreateTime topic)
                 record[0],
                 record[2],
@@ -321,9 +324,6 @@ class EventSink:
             if refused is not None:
                 self._dead(msg, refused, ingested, batch.dead, stats)
                 continue
-            headers = msg.headers()
-            if headers:  # forwarded by the gate: published when it reached the ingress topic
-                ts_ms = identity.gate_published_ms(headers, ts_ms)
             rows.append(
                 event_row_fast(
                     record,

@@ -297,6 +297,16 @@ def _metadata(admin: Any, settings: Settings) -> Any:
         ) from exc
 
 
+def _refused(settings: Settings, what: str) -> UserError:
+    principal = kafka_auth.principal_of(kafka_auth.client_config(settings))
+    hint = (
+        "the broker runs in the secured mode: set HZBUS_KAFKA_SECURITY=scram (docs/security.md)"
+        if not kafka_auth.secured(settings)
+        else "infra commands need the operator's login (or HZBUS_KAFKA_USERNAME of a principal allowed to)"
+    )
+    return UserError(f"{what}: Kafka refused {principal}: {hint}")
+
+
 def _error_code(exc: BaseException) -> Any:
     err: Any = exc.args[0] if exc.args else None
     return err.code() if hasattr(err, "code") else None
@@ -340,6 +350,8 @@ def ensure_topics(
                 fut.result()
                 created.append(name)
             except Exception as exc:
+                if _error_code(exc) == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                    raise _refused(settings, f"creating topic {name}") from None
                 if _error_code(exc) != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise UserError(f"creating topic {name} failed: {exc}") from exc
     existing = [s for s in specs if s.name not in created]

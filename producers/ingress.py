@@ -26,7 +26,9 @@ from producers.publisher import KafkaPublisher
 from schemas import codec
 
 
-def check_writable(config: dict[str, Any], topics: list[str], why: str) -> None:
+def check_writable(
+    config: dict[str, Any], topics: list[str], why: str, create: str = "hzbus infra principals"
+) -> None:
     """Ask the broker about ``topics`` as the client of ``config``; a refusal or a missing topic
     is a :class:`UserError` naming the principal."""
     from confluent_kafka import KafkaError, KafkaException, Producer
@@ -44,7 +46,10 @@ def check_writable(config: dict[str, Any], topics: list[str], why: str) -> None:
                     f"Kafka at {config['bootstrap.servers']} refused the login of {principal}: "
                     f"{err.str()} (check HZBUS_KAFKA_USERNAME / HZBUS_KAFKA_PASSWORD)"
                 ) from None
-            raise UserError(f"cannot reach Kafka at {config['bootstrap.servers']}: {err.str()}") from None
+            raise UserError(
+                f"cannot reach Kafka at {config['bootstrap.servers']}: {err.str()} "
+                "(start it with `hzbus infra up`, or set HZBUS_KAFKA_BOOTSTRAP)"
+            ) from None
         err = md.topics[topic].error if topic in md.topics else None
         if err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
             refused.append(topic)
@@ -58,7 +63,7 @@ def check_writable(config: dict[str, Any], topics: list[str], why: str) -> None:
     if missing:
         raise UserError(
             f"topic(s) {', '.join(missing)} do not exist on {config['bootstrap.servers']} "
-            "(create them with `hzbus infra principals`)"
+            f"(create them with `{create}`)"
         )
 
 
@@ -88,15 +93,22 @@ def make_publisher(
     settings: Settings, *, prefix: str | None, dept: str | None, historical: bool
 ) -> KafkaPublisher:
     """The publisher of ``hzbus publish``: ``dept`` None means ``--each-dept``."""
+    families = sorted({codec.topic_family(t) for t in codec.event_types()})
+    topics = [topic_name(prefix or settings.topic_prefix, f) for f in families]
     if not kafka_auth.secured(settings):
+        check_writable(
+            kafka_auth.client_config(settings),
+            topics,
+            "the broker runs in the secured mode: set HZBUS_KAFKA_SECURITY=scram (docs/security.md)",
+            create=f"hzbus infra topics --prefix {prefix or settings.topic_prefix}",
+        )
         return KafkaPublisher(settings, prefix=prefix, historical=historical)
     if dept is not None and not historical:
         return IngressPublisher(settings, dept=dept, prefix=prefix)
     auth = kafka_auth.client_config(settings, identity.OPERATOR)
-    families = sorted({codec.topic_family(t) for t in codec.event_types()})
     check_writable(
         auth,
-        [topic_name(prefix or settings.topic_prefix, f) for f in families],
+        topics,
         "imports of past records (--historical) and --each-dept are the operator's, straight to the "
         "family topics",
     )

@@ -173,6 +173,13 @@ class DeadlineHeap:
 #: the worker's tables (Faust names their changelog topics ``<prefix>-worker-<table>-changelog``)
 TABLES = ("obligation-state", "wakeups", "subject-state", "alerts-delivered")
 
+#: RocksDB bounds of each table partition's database. Faust opens one database per table and
+#: partition (4 x 8 = 32 here), each with defaults sized for one database alone: 64 MiB write
+#: buffers (up to 3) and a 2 GiB block cache of its own, so the ~1 KB states of new keys piled
+#: up in memtables: 1.4 KB of RSS per key (1.6 GiB projected for a million keys), 0.55 KB with
+#: these bounds (docs/performance.md, "Load and memory").
+ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 8 << 20}
+
 
 def changelog_topics(prefix: str, partitions: int = 8) -> list[TopicSpec]:
     """The changelog topics of the worker's tables, to create before the worker starts: a table
@@ -239,10 +246,13 @@ def build_app(
             "obligations", "alerts", "findings", "correlations", "alerts-undelivered", "deadletter"
         )
     }
-    states = app.Table("obligation-state", partitions=partitions, key_type=bytes, value_type=bytes)
-    wakeups = app.Table("wakeups", partitions=partitions, key_type=bytes, value_type=bytes)
-    subjects = app.Table("subject-state", partitions=partitions, key_type=bytes, value_type=bytes)
-    delivered = app.Table("alerts-delivered", partitions=partitions, key_type=bytes, value_type=bytes)
+    def table(name: str) -> Any:  # options copied: Faust's store pops keys from the dict it gets
+        return app.Table(
+            name, partitions=partitions, key_type=bytes, value_type=bytes, options=dict(ROCKSDB_OPTIONS)
+        )
+
+    states, wakeups = table("obligation-state"), table("wakeups")
+    subjects, delivered = table("subject-state"), table("alerts-delivered")
     heap = DeadlineHeap()
     seen_years: set[int] = set()
     #: decoded states of this worker's keys, most recently used last (the table stays the truth)

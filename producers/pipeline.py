@@ -30,7 +30,7 @@ from producers.mapping import Mapping_, MappingError, apply_mapping
 from producers.publisher import EncodedEvent, EventPublisher, encode_event
 from producers.readers import SourceRecord, detect_format, jsonl_chunks, parse_jsonl_line, read_records
 from producers.validate import RejectedRecord, validate_event
-from schemas import codec
+from schemas import admission, codec
 
 
 @dataclass
@@ -115,6 +115,10 @@ def prepare(records: Iterable[SourceRecord], ctx: PrepareContext) -> Prepared:
             encoded = encode_event(event)
         except (MappingError, RejectedRecord, codec.EventError) as exc:
             out.rejects.append((rec.line, str(exc), rec.raw))
+            continue
+        oversized = admission.size_refusal(len(encoded.value))
+        if oversized:  # consumers would refuse it (docs/reliability.md)
+            out.rejects.append((rec.line, f"{event.type} {event.event_id}: {oversized}", rec.raw))
             continue
         out.lines.append(rec.line)
         out.events.append(encoded)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -18,12 +18,13 @@ import orjson
 
 from domain.departments import DepartmentRegistry, UnknownDepartment
 from domain.events import Event
-from schemas import codec
+from schemas import admission, codec
 
 #: namespace of derived event ids (uuid5): stable across re-exports of the same fact
 EVENT_ID_NAMESPACE = uuid.UUID("8d0f5a3e-6a1c-5d7e-9f5b-2b1c0e4a7d10")
-#: tolerated clock skew between a department's business time and its adapter's clock
-MAX_SKEW = timedelta(minutes=10)
+#: tolerated clock skew between a department's business time and its adapter's clock (the
+#: consumers allow the same against the broker's clock: schemas/admission.py)
+MAX_SKEW = admission.MAX_SKEW
 
 
 class RejectedRecord(ValueError):
@@ -96,6 +97,12 @@ def validate_event(
             f"occurred_at {event.occurred_at.isoformat()} is after recorded_at "
             f"{event.recorded_at.isoformat()}: the department's clock is skewed"
         )
+    for name, moment in (("occurred_at", event.occurred_at), ("recorded_at", event.recorded_at)):
+        if moment < admission.EARLIEST:
+            raise RejectedRecord(
+                f"{name} {moment.isoformat()} is before {admission.EARLIEST.date()}: the department's "
+                "clock is skewed (reset?)"
+            )
     if event.recorded_at > now + MAX_SKEW:
         raise RejectedRecord(
             f"recorded_at {event.recorded_at.isoformat()} is in the future of this adapter's "

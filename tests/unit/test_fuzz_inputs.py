@@ -91,3 +91,80 @@ def test_any_json_value_is_an_event_or_an_event_error(value: Any) -> None:
         codec.from_canonical(value)
     except codec.EventError as exc:
         assert str(exc)
+
+
+def _zigzag(n: int) -> bytes:
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while z >= 0x80:
+        out.append(z & 0x7F | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def _decodes_or_says_why(data: bytes) -> None:
+    """Both decoders (``decode`` for the worker, ``decode_record`` for the sink) give an event
+    or a ``DecodeError`` with a reason; nothing else escapes."""
+    for decode in (codec.decode, codec.decode_record):
+        try:
+            decode(data)
+        except codec.DecodeError as exc:
+            assert str(exc)
+
+
+def _read_long(data: bytes, pos: int) -> tuple[int, int]:
+    shift = z = 0
+    while True:
+        b = data[pos]
+        z |= (b & 0x7F) << shift
+        pos += 1
+        shift += 7
+        if not b & 0x80:
+            return (z >> 1) ^ -(z & 1), pos
+
+
+def _times_at(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of the occurred_at and recorded_at longs: after the header and two strings."""
+    pos = 10
+    for _ in range(2):  # event_id, source_dept
+        size, pos = _read_long(data, pos)
+        pos += size
+    spans = []
+    for _ in range(2):
+        start = pos
+        _, pos = _read_long(data, pos)
+        spans.append((start, pos))
+    return spans
+
+
+@FAST
+@given(
+    st.sampled_from(VALID),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.integers(min_value=10, max_value=200),
+)
+def test_a_valid_message_with_any_long_spliced_in_decodes_or_says_why(
+    valid: bytes, recorded: bool, n: int, at: int
+) -> None:
+    # a corrupted time (year 300,000, or before year 1) is a DecodeError too, not an
+    # OverflowError out of the datetime arithmetic
+    start, end = _times_at(valid)[recorded]
+    _decodes_or_says_why(valid[:start] + _zigzag(n) + valid[end:])
+    _decodes_or_says_why(valid[:at] + _zigzag(n) + valid[at + 1 :])  # anywhere else
+
+
+@FAST
+@given(st.sampled_from(VALID), st.lists(st.integers(min_value=0, max_value=2**16), max_size=4))
+def test_a_valid_message_with_flipped_bits_decodes_or_says_why(valid: bytes, flips: list[int]) -> None:
+    data = bytearray(valid)
+    for flip in flips:
+        data[flip // 8 % len(data)] ^= 1 << (flip % 8)
+    _decodes_or_says_why(bytes(data))
+
+
+@FAST
+@given(st.sampled_from(VALID), st.sampled_from(VALID))
+def test_the_fingerprint_of_another_type_on_a_body_decodes_or_says_why(head: bytes, body: bytes) -> None:
+    _decodes_or_says_why(head[:10] + body[10:])

@@ -88,6 +88,10 @@ def test_a_valid_canonical_event_is_published_with_its_fields(tmp_path: Path) ->
         (discovered(jurisdiction_dept="HZ-XXX"), "HZ-XXX"),
         (discovered(source_dept="HZ-HBJ"), "publishes only as itself"),
         (discovered(occurred_at="2026-10-30T10:00:00+08:00"), "clock is skewed"),
+        (discovered(recorded_at="2027-10-20T09:00:00+08:00"), "in the future of this adapter's clock"),
+        (discovered(occurred_at="1970-01-01T08:00:00+08:00"), "is before 2000-01-01"),
+        # larger than consumers admit (the broker would take it: its limit is about 1 MiB)
+        (discovered(domain="城" * 30_000), "e-1: oversized: 90,085 bytes, over the bus limit of 65,536"),
     ],
 )
 def test_each_bad_record_is_rejected_with_its_line_and_a_reason(tmp_path: Path, line, reason) -> None:

@@ -52,6 +52,10 @@ class Settings:
     #: Key of the keyed hash that pseudonymises personal ID numbers [信息资源共享机制 五].
     #: The default is for local demos only; set HZBUS_PSEUDONYM_KEY in any real deployment.
     pseudonym_key: str = "hzbus-local-development-key"
+    #: Seconds a consumer (the sink, the worker) may go silent before the broker hands its
+    #: partitions to others. A process killed without leaving its group holds them that long:
+    #: its restart resumes after it (the fault tests use the broker's minimum, 6).
+    kafka_session_timeout: float = 30.0
     #: Sink batching.
     sink_batch_size: int = 20000
     sink_batch_seconds: float = 1.0

@@ -233,6 +233,8 @@ def build_app(
         value_serializer="raw",
         broker_commit_every=1000,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.kafka_session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout / 3),
     )
     sources = app.topic(*event_topics(prefix), key_type=bytes, value_type=bytes)
     families = {topic_name(prefix, family): family for family in event_families()}

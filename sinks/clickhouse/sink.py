@@ -140,7 +140,8 @@ def consumer_config(settings: Settings, group: str, **overrides: Any) -> dict[st
         "enable.auto.offset.store": True,
         "auto.offset.reset": "earliest",
         "max.poll.interval.ms": 900_000,
-        "session.timeout.ms": 30_000,
+        "session.timeout.ms": int(settings.kafka_session_timeout * 1000),
+        "heartbeat.interval.ms": int(min(3.0, settings.kafka_session_timeout / 3) * 1000),
         "fetch.max.bytes": 52_428_800,
         "client.id": "hzbus-sink-clickhouse",
     }

@@ -19,9 +19,15 @@ fi
 stamp="$venv/.hzbus-installed"
 want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "bootstrap: installing hzbus and its pinned dependencies into .venv (pip)" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  log="$venv/pip-install.log"
+  echo "bootstrap: installing hzbus and its pinned dependencies into .venv (pip; log in $log)" >&2
+  # setuptools' build warnings go to the log; on a failure its tail is shown
+  if ! { "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip &&
+         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]"; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "bootstrap: pip install failed (PyPI unreachable? see $log)" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
 # Kafka jars and ClickHouse: `hzbus infra install` is idempotent and fast when present.

@@ -50,7 +50,7 @@ from domain.obligations import (
     KeyState,
     ObligationChanged,
 )
-from hzbus import identity, kafka_auth
+from hzbus import deadletters, identity, kafka_auth
 from hzbus.config import Settings
 from hzbus.failpoints import reached
 from hzbus.topics import TopicSpec, event_families, event_topics, topic_name
@@ -289,12 +289,7 @@ def build_app(
         m = ev.message
         log.warning("dead letter %s[%d]@%d: %s", m.topic, m.partition, m.offset, reason)
         stats["dead_letters"] += 1
-        headers = [
-            ("hzbus-reason", reason.encode()),
-            ("hzbus-source-topic", m.topic.encode()),
-            ("hzbus-source-partition", str(m.partition).encode()),
-            ("hzbus-source-offset", str(m.offset).encode()),
-        ]
+        headers: Any = deadletters.headers(m.topic, m.partition, m.offset, reason, "worker")
         outputs["deadletter"].send_soon(key=ev.key, value=ev.value, headers=headers)
 
     @app.agent(sources, concurrency=1)
@@ -460,32 +455,32 @@ def build_app(
         """Deliver each alert fact once (dedup key: obligation id + alert kind + raised/resolved).
 
         The ``alerts-delivered`` table (RocksDB, written at once, changelogged) records each
-        notifier's delivery right after it returns, before the next one: a worker killed between
-        two notifiers delivers only the missing ones after restart. ``b"1"``: all done."""
+        notifier's delivery (key ``<once>:n<i>``) right after it returns, before the next one: a
+        worker killed between two notifiers delivers only the missing ones after restart. Each
+        key is written once, with one value, so that a table recovery replaying its changelog
+        cannot take a marker back to an earlier value. ``<once>``: all done."""
         async for ev in stream.events():
             alert = orjson.loads(ev.value)
-            once = f"{alert['dedup_key']}:{alert['event']}".encode()
-            marker = delivered.get(once)
-            if marker == b"1":
+            once = f"{alert['dedup_key']}:{alert['event']}"
+            if delivered.get(once.encode()) is not None:
                 continue
-            done = set(marker.decode().split(",")) if marker else set()
             failures = {}
             superseded = alert["kind"] == "due_soon" and alert["obligation"]["status"] == "missed"
             for i, notifier in enumerate(() if superseded else notifiers):  # the missed alert says it all
-                if f"n{i}" in done:
+                mark = f"{once}:n{i}".encode()
+                if delivered.get(mark) is not None:
                     continue
                 error = await deliver_with_retry(notifier, alert)
                 if error is not None:
                     failures[notifier.name] = error
                     continue
-                done.add(f"n{i}")
-                delivered[once] = ",".join(sorted(done)).encode()
+                delivered[mark] = b"1"
                 reached("worker.notified")  # delivered and marked; offset and changelog not committed
-            delivered[once] = b"1"
+            delivered[once.encode()] = b"1"
             stats["alerts"] += 1
             if failures:
                 await outputs["alerts-undelivered"].send(
-                    key=once, value=orjson.dumps({"alert": alert, "failures": failures})
+                    key=once.encode(), value=orjson.dumps({"alert": alert, "failures": failures})
                 )
 
     @app.timer(sweep_interval)

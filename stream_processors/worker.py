@@ -228,6 +228,11 @@ def build_app(
         topic_allow_declare=True,
         web_enabled=False,
         producer_acks=-1,
+        # Faust's default (0) sends a produce request per loop turn, a few records each, and a
+        # profile of the worker showed ~0.3 ms of socket send per request. 10 ms makes fewer,
+        # fuller requests (0% and +17% events/s in two paired runs of bench_worker on a busy
+        # machine) for at most 10 ms more before an alert is appended.
+        producer_linger=0.01,
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=0,
         key_serializer="raw",

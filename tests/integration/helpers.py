@@ -9,10 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from domain.departments import load_registry
+from domain.obligations import evaluate_events
+from hzbus.calendar_source import load_calendar
 from hzbus.processes import spawn_hzbus
 from producers.pipeline import PublishSummary, RejectWriter, publish_records
 from producers.publisher import KafkaPublisher
 from producers.readers import read_records
+from schemas import codec
 from sinks.clickhouse.sink import EventSink, SinkStats
 from tests.conftest import Bus
 
@@ -44,6 +47,8 @@ def _env(bus: Bus) -> dict[str, str]:
         "HZBUS_TOPIC_PREFIX": bus.prefix,
         "HZBUS_CLICKHOUSE_DATABASE": bus.database,
         "HZBUS_KAFKA_BOOTSTRAP": bus.settings.kafka_bootstrap,
+        "HZBUS_CLICKHOUSE_PORT": str(bus.settings.clickhouse_port),
+        "HZBUS_STATE_DIR": str(bus.settings.state_dir),
     }
 
 
@@ -91,3 +96,19 @@ def stored_obligations(bus: Bus) -> dict[str, tuple[object, ...]]:
         "FROM {db}.obligations FINAL"
     )
     return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def replayed(path: Path, as_of: datetime) -> dict[str, tuple[object, ...]]:
+    """What ``hzbus replay`` computes for the same file (the same engine, offline), in the
+    shape of :func:`stored_obligations`."""
+    events = [codec.from_canonical(r.data) for r in read_records(path) if r.data is not None]
+    evaluation = evaluate_events(events, as_of, load_calendar())
+    return {
+        o.obligation_id: (
+            o.status,
+            int(o.due_at.timestamp()),
+            int(o.fulfilled_at.timestamp()) if o.fulfilled_at else 0,
+            o.responsible_dept,
+        )
+        for o in evaluation.obligations
+    }

@@ -11,15 +11,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from domain.obligations import evaluate_events
-from hzbus.calendar_source import load_calendar
 from hzbus.lag import wait_for_worker
-from producers.readers import read_records
 from producers.simulate import write_simulation
-from schemas import codec
 from tests.conftest import Bus
 from tests.integration.helpers import (
     publish_file,
+    replayed,
     run_sink,
     stop,
     stored_obligations,
@@ -34,21 +31,6 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("worker") / "events.jsonl"
     write_simulation(path, days=30, seed=5, start=date(2026, 9, 21))
     return path
-
-
-def replayed(path: Path, as_of: datetime) -> dict[str, tuple[object, ...]]:
-    """What ``hzbus replay`` computes for the same file (the same engine, offline)."""
-    events = [codec.from_canonical(r.data) for r in read_records(path) if r.data is not None]
-    evaluation = evaluate_events(events, as_of, load_calendar())
-    return {
-        o.obligation_id: (
-            o.status,
-            int(o.due_at.timestamp()),
-            int(o.fulfilled_at.timestamp()) if o.fulfilled_at else 0,
-            o.responsible_dept,
-        )
-        for o in evaluation.obligations
-    }
 
 
 def run_workers(bus: Bus, sample: Path, names: tuple[str, ...]) -> dict[str, tuple[object, ...]]:

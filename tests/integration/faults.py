@@ -1,0 +1,396 @@
+"""Tools of the fault tests: processes killed and restarted as a service manager would, a
+webhook robot on localhost, slow publishing, bounded waits, and the three checks made after
+every fault (tests/integration/test_faults.py, docs/reliability.md)."""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from domain.departments import load_registry
+from hzbus.errors import UserError
+from hzbus.lag import group_lag, wait_for_worker, worker_topics
+from hzbus.processes import spawn_hzbus
+from hzbus.topics import event_topics
+from infra.procs import tail
+from producers.pipeline import PublishSummary, RejectWriter, publish_records
+from producers.publisher import KafkaPublisher
+from producers.readers import SourceRecord, read_records
+from stream_processors.notifiers import alert_text
+from tests.conftest import Bus
+from tests.integration.helpers import _env, replayed, stored_event_ids, stored_obligations
+
+#: the broker's minimum: a process killed without leaving its group resumes 6 s after restart
+SESSION_TIMEOUT = "6"
+#: how long one planned life may take to reach its crash point
+LIFE_TIMEOUT = 90.0
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, detail: Callable[[], str] = str) -> None:
+    """Poll ``check`` until it holds; fail after ``timeout`` s saying what did not happen."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s {detail()}".rstrip())
+        time.sleep(0.5)
+
+
+def ids_of(path: Path) -> set[str]:
+    return {orjson.loads(line)["event_id"] for line in path.read_bytes().splitlines() if line.strip()}
+
+
+class Robot:
+    """A DingTalk-style group robot served on localhost: keeps the text of every message."""
+
+    def __init__(self) -> None:
+        texts: list[str] = []
+        self.texts = texts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                texts.append(orjson.loads(body)["text"]["content"])
+                answer = b'{"errcode":0,"errmsg":"ok"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *_: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/robot/send"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> Robot:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Crashing:
+    """An ``hzbus`` process killed with SIGKILL at each point of ``plan`` in turn and restarted
+    at once, as a service manager would. A point is ``"<failpoint>:<n>"`` (the process kills
+    itself the n-th time it gets there, hzbus/failpoints.py) or a number of seconds after its
+    start (the test kills it). After the plan, the last life runs on; any other exit fails."""
+
+    label: str
+    args: tuple[str, ...]
+    env: dict[str, str]
+    logs: Path
+    plan: list[str | float] = field(default_factory=list)
+    stdout: Path | None = None
+    life: int = 0
+    kills: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+
+    @property
+    def point(self) -> str | float | None:
+        return self.plan[self.life] if self.life < len(self.plan) else None
+
+    @property
+    def log(self) -> Path:
+        return self.logs / f"{self.label}-{self.life}.log"
+
+    def start(self) -> Crashing:
+        env = dict(self.env)
+        if isinstance(self.point, str):
+            env["HZBUS_FAILPOINT"] = self.point
+        with self.log.open("wb") as err:
+            out = self.stdout.open("ab") if self.stdout is not None else err
+            self.proc = spawn_hzbus(*self.args, env=env, stdout=out, stderr=err)
+            if out is not err:
+                out.close()
+        self.started = time.monotonic()
+        return self
+
+    def step(self) -> None:
+        """Kill when the plan says so; restart after a planned death; fail on any other exit,
+        or when a crash point is not reached in time."""
+        assert self.proc is not None
+        point, elapsed = self.point, time.monotonic() - self.started
+        code = self.proc.poll()
+        if code is None:
+            if isinstance(point, float) and elapsed >= point:
+                self.proc.send_signal(signal.SIGKILL)
+                code = self.proc.wait(30)
+            elif point is not None and elapsed > LIFE_TIMEOUT:
+                raise AssertionError(
+                    f"the {self.label} did not reach its crash point {point} within {LIFE_TIMEOUT:.0f} s "
+                    f"(life {self.life}); its log ends:\n{tail(self.log, 30)}"
+                )
+            else:
+                return
+        if point is None or code != -signal.SIGKILL:
+            raise AssertionError(
+                f"the {self.label} exited with status {code} (life {self.life}, planned end: {point}); "
+                f"its log ends:\n{tail(self.log, 40)}"
+            )
+        self.kills.append(f"{point}" if isinstance(point, str) else f"SIGKILL {point:.1f} s after start")
+        self.life += 1
+        self.start()
+
+    @property
+    def on_last_life(self) -> bool:
+        return self.point is None
+
+    def alive(self) -> bool:
+        self.step()
+        return True
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def worker(
+    bus: Bus, logs: Path, console: Path, robot: Robot, plan: list[str | float] | None = None
+) -> Crashing:
+    """``hzbus worker`` alerting on stdout (``console``) and to ``robot``."""
+    env = {**_env(bus), "HZBUS_KAFKA_SESSION_TIMEOUT": SESSION_TIMEOUT}
+    args = ("worker", "--name", "w1", "--loglevel", "warn", "--webhook", robot.url)
+    return Crashing("worker", args, env, logs, plan or [], stdout=console).start()
+
+
+def sink(bus: Bus, logs: Path, plan: list[str | float] | None = None, batch: int = 200) -> Crashing:
+    """``hzbus sink clickhouse`` in small batches (many batches: many points to die at)."""
+    env = {
+        **_env(bus),
+        "HZBUS_KAFKA_SESSION_TIMEOUT": SESSION_TIMEOUT,
+        "HZBUS_SINK_BATCH_SIZE": str(batch),
+        "HZBUS_SINK_BATCH_SECONDS": "0.1",
+    }
+    return Crashing("sink", ("sink", "clickhouse"), env, logs, plan or []).start()
+
+
+class Publishing(threading.Thread):
+    """``path`` published as an import of past records by the publisher's own pipeline, at about
+    ``rate`` records per second (a stream, not a burst), in a thread."""
+
+    def __init__(self, bus: Bus, path: Path, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.bus, self.path, self.rate = bus, path, rate
+        self.read = 0
+        self.summary: PublishSummary | None = None
+        self.error: BaseException | None = None
+        self.rejects = io.StringIO()
+
+    def _records(self) -> Iterator[SourceRecord]:
+        started = time.monotonic()
+        for rec in read_records(self.path):
+            self.read += 1
+            ahead = self.read / self.rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+            yield rec
+
+    def run(self) -> None:
+        try:
+            settings, prefix = self.bus.settings, self.bus.prefix
+            publisher = KafkaPublisher(settings, prefix=prefix, historical=True, log_level=0)
+            self.summary = publish_records(
+                self._records(),
+                publisher=publisher,
+                registry=load_registry(),
+                rejects=RejectWriter(
+                    self.path.with_suffix(".rejects.jsonl"), str(self.path), console=self.rejects
+                ),
+                publishing_dept=None,
+                now=datetime.now(UTC),
+            )
+        except BaseException as exc:  # reported by finish()
+            self.error = exc
+
+    def finish(self, timeout: float) -> PublishSummary:
+        self.join(timeout)
+        assert not self.is_alive(), f"publishing {self.path.name} did not finish within {timeout:.0f} s"
+        assert self.error is None, f"publishing failed: {self.error!r}"
+        assert self.summary is not None
+        return self.summary
+
+
+def read_topic(bus: Bus, family: str) -> list[tuple[bytes, bytes]]:
+    """Every record of ``<prefix>.<family>`` up to its end now, partition by partition."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bus.settings.kafka_bootstrap, "group.id": f"{bus.prefix}.check", "log_level": 0}
+    )
+    topic = f"{bus.prefix}.{family}"
+    try:
+        records: list[tuple[bytes, bytes]] = []
+        for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, p, low)])
+            seen = low
+            deadline = time.monotonic() + 30
+            while seen < high and time.monotonic() < deadline:
+                for msg in consumer.consume(500, timeout=1.0):
+                    if msg.error() is None:
+                        records.append((msg.key() or b"", msg.value() or b""))
+                        seen = (msg.offset() or 0) + 1
+            assert seen >= high, f"could not read {topic}[{p}] to its end ({seen} < {high})"
+        return records
+    finally:
+        consumer.close()
+
+
+def expected_deliveries(bus: Bus) -> tuple[Counter[str], set[str]]:
+    """The alert texts the notifiers must have delivered once each, from the alerts topic: the
+    first record of each raised/resolved alert (a repeat after a crash is the same alert),
+    except a due-soon warning already superseded by the missed alert (the worker's rule); and
+    the ``<dedup key>:<event>`` of every alert."""
+    texts: Counter[str] = Counter()
+    seen: set[str] = set()
+    for _key, value in read_topic(bus, "alerts"):
+        alert = orjson.loads(value)
+        once = f"{alert['dedup_key']}:{alert['event']}"
+        if once in seen:
+            continue
+        seen.add(once)
+        if not (alert["kind"] == "due_soon" and alert["obligation"]["status"] == "missed"):
+            texts[alert_text(alert)] += 1
+    return texts, seen
+
+
+def console_alerts(path: Path) -> Counter[str]:
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    return Counter(line for line in lines if line.startswith("【"))
+
+
+def lag_report(bus: Bus, group: str, topics: list[str]) -> str:
+    """Where ``group`` lags: topic[partition] committed/end, for a failure message."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bus.settings.kafka_bootstrap, "group.id": group, "log_level": 0}
+    )
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        found = [t for t in topics if t in metadata.topics]
+        tps = [TopicPartition(t, p) for t in found for p in metadata.topics[t].partitions]
+        parts = []
+        for tp in consumer.committed(tps, timeout=10):
+            low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
+            done = tp.offset if tp.offset >= 0 else low
+            if done < high:
+                parts.append(f"{tp.topic}[{tp.partition}] {done}/{high}")
+        return ", ".join(parts) or "no lag now"
+    finally:
+        consumer.close()
+
+
+def sink_lag(bus: Bus) -> int:
+    facts = [f"{bus.prefix}.{f}" for f in ("obligations", "alerts", "findings", "correlations")]
+    try:
+        return group_lag(bus.settings, f"{bus.prefix}.sink.clickhouse", [*event_topics(bus.prefix), *facts])
+    except Exception:  # a broker answer in between (coordinator moving): ask again
+        return -1
+
+
+#: the worker stores a key's new state (RocksDB, at once) before the facts the step computed
+#: reach Kafka; killed in between, it comes back with the state already holding the input,
+#: which is delivered again and yields nothing new: those facts are lost (docs/reliability.md)
+WORKER_LOSS = (
+    "known defect: facts of a step lost when the worker is killed between storing the state and sending"
+)
+
+
+def assert_nothing_lost_nothing_twice(
+    bus: Bus,
+    published: set[str],
+    sample: Path,
+    robot: Robot,
+    console: Path,
+    processes: list[Crashing],
+    *,
+    worker_killed: bool = False,
+) -> None:
+    """The three checks after a fault: the event ids in ClickHouse are the ids published; the
+    stored obligations are those of a replay of the same events (and every obligation missed
+    in the replay has its alert); each alert was delivered once to each notifier (console and
+    robot). With ``worker_killed``, lost facts are the known defect ``WORKER_LOSS``: the test
+    is marked xfail with the numbers, after every other check has passed."""
+
+    def alive() -> bool:
+        return all(p.alive() for p in processes)
+
+    stored: set[str] = set()
+
+    def all_stored() -> bool:
+        nonlocal stored
+        alive()
+        try:
+            stored = stored_event_ids(bus)
+        except Exception:  # ClickHouse restarting, or the sink has not created its tables yet
+            return False
+        return stored == published
+
+    wait_until(
+        all_stored,
+        120,
+        "every published event stored in ClickHouse",
+        lambda: f"({len(published & stored)} of {len(published)} stored, {len(stored - published)} unknown)",
+    )
+    try:
+        wait_for_worker(bus.settings, bus.prefix, quiet=6.0, timeout=120, alive=alive)
+    except UserError as exc:
+        where = lag_report(bus, f"{bus.prefix}-worker", worker_topics(bus.prefix))
+        raise AssertionError(f"{exc}: {where}") from None
+    wait_until(lambda: alive() and sink_lag(bus) == 0, 60, "the sink to store every fact of the worker")
+
+    texts, keys = expected_deliveries(bus)
+    assert sum(texts.values()) > 20
+    for name, got in (("console", console_alerts(console)), ("webhook robot", Counter(robot.texts))):
+        twice = {t: n for t, n in got.items() if n > 1}
+        assert not twice, f"{len(twice)} alert(s) delivered twice or more to the {name}: {next(iter(twice))}"
+        missing = texts - got
+        assert not missing, f"{sum(missing.values())} alert(s) of the alerts topic never reached the {name}"
+        assert got == texts
+    rows = bus.query("SELECT DISTINCT dedup_key, event FROM {db}.alerts FINAL")
+    stored_alerts = {f"{k}:{e}" for k, e in rows}
+    assert stored_alerts == keys
+
+    obligations = stored_obligations(bus)
+    expected = replayed(sample, datetime.now(UTC))
+    assert len(expected) > 500
+    differ = {k: (obligations.get(k), v) for k, v in expected.items() if obligations.get(k) != v}
+    unalerted = {k for k, v in expected.items() if v[0] == "missed" and f"{k}:missed:raised" not in keys}
+    problems = []
+    if differ or set(obligations) != set(expected):
+        problems.append(
+            f"{len(differ)} obligations differ from the replay (stored, replayed), e.g. "
+            f"{dict(list(differ.items())[:2])}; {len(set(obligations) - set(expected))} extra"
+        )
+    if unalerted:
+        problems.append(f"{len(unalerted)} missed obligations without an alert, e.g. {sorted(unalerted)[:2]}")
+    if problems and worker_killed:
+        pytest.xfail(f"{WORKER_LOSS}: {'; '.join(problems)}")
+    assert not problems, "; ".join(problems)

@@ -90,7 +90,7 @@ def test_a_broker_stopped_and_restarted_mid_stream_loses_nothing(
                 90,
                 "the worker to process the first events",
             )
-            publishing = Publishing(bus, rest, rate=150.0)  # about 16 s of publishing
+            publishing = Publishing(bus, rest, rate=200.0)  # about 12 s of publishing
             publishing.start()
             wait_until(lambda: publishing.read >= 500, 30, "the publisher to get going")
             read_at_stop = publishing.read

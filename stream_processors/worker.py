@@ -356,10 +356,21 @@ def build_app(
         store_key(ckey, partition, state, changes, alerts_sent=True)
 
     def evaluate_key(ckey: str, event: Event | None, now: datetime) -> tuple[KeyState, list[Change]]:
+        """The key's new state and its changes. An input that changes nothing and may be a
+        re-delivery (an event the state already holds, or a tick) gets the key restated
+        instead: a worker killed after storing a state (RocksDB, at once) but before the step's
+        facts left the producer buffer gets that input again, and its facts would be lost
+        (docs/reliability.md). Readers keep each fact once, so saying them again is safe."""
         state = cache.pop(ckey, None) or load_state(ckey, states.get(ckey.encode()))
         if event is not None:
-            return obligations.apply(state, event, calendar, now)
-        return obligations.advance(state, now, calendar)
+            again = any(e.event_id == event.event_id for e in state.events)
+            state, changes = obligations.apply(state, event, calendar, now)
+        else:
+            again = True
+            state, changes = obligations.advance(state, now, calendar)
+        if again and not changes:
+            changes = obligations.restate(state, calendar)
+        return state, changes
 
     def store_key(
         ckey: str, partition: int, state: KeyState, changes: list[Change], *, alerts_sent: bool = False

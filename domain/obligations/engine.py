@@ -167,6 +167,26 @@ def advance(state: KeyState, now: datetime, calendar: WorkingDayCalendar) -> tup
     return new_state, changes
 
 
+def restate(state: KeyState, calendar: WorkingDayCalendar) -> list[Change]:
+    """The facts that state the key as it stands at its last evaluation, as if nothing had been
+    said before: each obligation (``previous`` None), each alert active at ``as_of`` raised, each
+    finding raised; ``at`` is the state's ``as_of``.
+
+    For a shell that cannot tell whether the facts of a step reached their readers: a stream
+    processor killed after storing a state but before its facts were sent gets the step's input
+    again, and applying it changes nothing (:func:`apply` is idempotent), so the facts would be
+    lost. Said again instead, they are the same facts (obligation, alert and finding ids are
+    stable); the readers keep each once. An alert raised and resolved within the lost step is
+    not restated (it is no longer active)."""
+    as_of = state.as_of
+    if as_of is None:
+        return []
+    changes: list[Change] = [ObligationChanged(o, None, as_of) for o in state.obligations]
+    changes.extend(_alert_changes((), None, state.obligations, as_of, calendar))
+    changes.extend(FindingRaised(f, as_of) for f in state.findings)
+    return changes
+
+
 def _alert_changes(
     old: Sequence[Obligation],
     old_as_of: datetime | None,

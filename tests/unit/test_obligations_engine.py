@@ -229,3 +229,39 @@ def test_the_due_soon_warning_starts_at_midnight_of_the_last_working_day() -> No
     assert warn_at(o, CAL) == at("2026-12-31 00:00")  # Thu 12-31 is a working day
     (t,) = [x for x in evaluate(fold("case:C1", [discovered("2026-09-30 10:00")]), at("2026-10-01"), CAL)]
     assert warn_at(t, CAL) == at("2026-10-10 00:00")  # the make-up Saturday is the last day
+
+
+def test_restating_a_key_says_again_what_its_last_steps_said() -> None:
+    """A worker killed after storing a state but before sending the step's facts gets the input
+    again and must say the facts again (restate): the same obligations, the active alerts, the
+    findings, with the same ids."""
+    from domain.obligations import restate
+
+    state = KeyState("case:C1")
+    said: dict[str, object] = {}
+    for step in (
+        lambda s: apply(s, discovered("2026-11-02 10:00", urgent=True), CAL, at("2026-11-02 10:00")),
+        lambda s: advance(s, at("2026-11-05 00:00"), CAL),
+        lambda s: advance(s, at("2026-11-06 00:00"), CAL),
+    ):
+        state, changes = step(state)
+        for c in changes:
+            if isinstance(c, ObligationChanged):
+                said[c.obligation.obligation_id] = c.obligation
+            elif isinstance(c, FindingRaised):
+                said[c.finding.finding_id] = c.finding
+    again = restate(state, CAL)
+    assert kinds(again) == ["changed:case_transfer:missed", "alert:missed"]
+    restated = {c.obligation.obligation_id: c.obligation for c in again if isinstance(c, ObligationChanged)}
+    assert restated == {o.obligation_id: o for o in state.obligations}
+    assert all(said[k] == v for k, v in restated.items())  # what the last step said of each
+    alert = next(c for c in again if isinstance(c, Alert))
+    assert (alert.kind, alert.dedup_key, alert.raised_at) == (
+        "missed",
+        "case_transfer:C1:missed",
+        due("2026-11-05"),
+    )
+    assert {c.finding.finding_id for c in again if isinstance(c, FindingRaised)} == {
+        f.finding_id for f in state.findings
+    }
+    assert restate(KeyState("case:C2"), CAL) == []  # never evaluated: nothing to say

@@ -3,20 +3,25 @@ returns a value or raises its own named error; nothing else escapes (no tracebac
 
 from __future__ import annotations
 
+import csv
 import io
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.departments import load_registry
+from producers.mapping import load_mapping
+from producers.pipeline import PrepareContext, prepare
 from producers.readers import read_csv, read_jsonl
 from producers.validate import RejectedRecord, validate_event
 from schemas import codec
 from schemas.samples import sample_events
 
 REGISTRY = load_registry()
+DATA = Path(__file__).resolve().parent.parent / "data"
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 VALID = [codec.encode(e) for e in sample_events(40)]
 CANONICAL = [codec.to_canonical(e) for e in sample_events(40)]
@@ -168,3 +173,26 @@ def test_a_valid_message_with_flipped_bits_decodes_or_says_why(valid: bytes, fli
 @given(st.sampled_from(VALID), st.sampled_from(VALID))
 def test_the_fingerprint_of_another_type_on_a_body_decodes_or_says_why(head: bytes, body: bytes) -> None:
     _decodes_or_says_why(head[:10] + body[10:])
+
+
+APPROVAL_HEADER = (DATA / "approval_register.csv").read_bytes().splitlines()[0]
+APPROVAL_ROWS = (DATA / "approval_register.csv").read_bytes().splitlines()[1:]
+CSV_CONTEXT = PrepareContext(REGISTRY, "HZ-SJJ", NOW, load_mapping("approval_register"))
+cells = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)
+
+
+@FAST
+@given(st.sampled_from(APPROVAL_ROWS), st.integers(min_value=0, max_value=7), cells)
+def test_a_department_csv_row_with_any_cell_changed_is_published_or_rejected_with_its_line(
+    row: bytes, column: int, value: str
+) -> None:
+    # the path a department's register takes: CSV reader, column mapping, validation, Avro
+    fields = next(csv.reader([row.decode("utf-8")]))
+    fields[column % len(fields)] = value  # (one row of the sample is short on purpose)
+    out = io.StringIO()
+    csv.writer(out).writerow(fields)
+    data = APPROVAL_HEADER + b"\n" + out.getvalue().encode("utf-8")
+    prepared = prepare(read_csv(io.BytesIO(data)), CSV_CONTEXT)
+    assert len(prepared.events) + len(prepared.rejects) == prepared.read == 1
+    for line, reason, _raw in prepared.rejects:
+        assert line == 2 and reason

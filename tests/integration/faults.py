@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import pytest
 
+from domain import correlation
 from domain.departments import load_registry
 from hzbus.errors import UserError
 from hzbus.lag import group_lag, wait_for_worker, worker_topics
@@ -29,6 +30,7 @@ from infra.procs import tail
 from producers.pipeline import PublishSummary, RejectWriter, publish_records
 from producers.publisher import KafkaPublisher
 from producers.readers import SourceRecord, read_records
+from schemas import codec
 from stream_processors.notifiers import alert_text
 from tests.conftest import Bus
 from tests.integration.helpers import _env, replayed, stored_event_ids, stored_obligations
@@ -157,6 +159,12 @@ class Crashing:
     def alive(self) -> bool:
         self.step()
         return True
+
+    def restart(self) -> None:
+        """Stop (SIGTERM) and start again, a new life outside the plan."""
+        self.stop()
+        self.life = max(self.life, len(self.plan)) + 1
+        self.start()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -315,12 +323,9 @@ def sink_lag(bus: Bus) -> int:
         return -1
 
 
-#: the worker stores a key's new state (RocksDB, at once) before the facts the step computed
-#: reach Kafka; killed in between, it comes back with the state already holding the input,
-#: which is delivered again and yields nothing new: those facts are lost (docs/reliability.md)
-WORKER_LOSS = (
-    "known defect: facts of a step lost when the worker is killed between storing the state and sending"
-)
+#: seen in about one run of five of the crash test: after the last restart, the worker's notify
+#: agent stops consuming the alerts topic (its committed offsets stay put, nothing is logged)
+WORKER_STALL = "known: the worker stopped consuming after the crashes, alive and silent"
 
 
 def assert_nothing_lost_nothing_twice(
@@ -331,13 +336,16 @@ def assert_nothing_lost_nothing_twice(
     console: Path,
     processes: list[Crashing],
     *,
-    worker_killed: bool = False,
+    restart_if_stalled: Crashing | None = None,
 ) -> None:
     """The three checks after a fault: the event ids in ClickHouse are the ids published; the
-    stored obligations are those of a replay of the same events (and every obligation missed
-    in the replay has its alert); each alert was delivered once to each notifier (console and
-    robot). With ``worker_killed``, lost facts are the known defect ``WORKER_LOSS``: the test
-    is marked xfail with the numbers, after every other check has passed."""
+    stored obligations are those of a replay of the same events, every obligation missed in the
+    replay has its alert and the active correlations are the replay's; each alert was delivered
+    once to each notifier (console and robot).
+
+    ``restart_if_stalled``: a worker that stops consuming, alive and silent (seen now and then
+    after a series of SIGKILLs: ``WORKER_STALL``), is restarted once, as a liveness probe would;
+    every check then runs, and the test is marked xfail with what stalled."""
 
     def alive() -> bool:
         return all(p.alive() for p in processes)
@@ -359,11 +367,18 @@ def assert_nothing_lost_nothing_twice(
         "every published event stored in ClickHouse",
         lambda: f"({len(published & stored)} of {len(published)} stored, {len(stored - published)} unknown)",
     )
+    stalled = None
     try:
         wait_for_worker(bus.settings, bus.prefix, quiet=6.0, timeout=120, alive=alive)
     except UserError as exc:
-        where = lag_report(bus, f"{bus.prefix}-worker", worker_topics(bus.prefix))
-        raise AssertionError(f"{exc}: {where}") from None
+        stalled = f"{exc}: {lag_report(bus, f'{bus.prefix}-worker', worker_topics(bus.prefix))}"
+        if restart_if_stalled is None:
+            raise AssertionError(stalled) from None
+        restart_if_stalled.restart()
+        try:
+            wait_for_worker(bus.settings, bus.prefix, quiet=6.0, timeout=120, alive=alive)
+        except UserError as again:
+            raise AssertionError(f"{stalled}; restarted, still: {again}") from None
     wait_until(lambda: alive() and sink_lag(bus) == 0, 60, "the sink to store every fact of the worker")
 
     texts, keys = expected_deliveries(bus)
@@ -391,6 +406,21 @@ def assert_nothing_lost_nothing_twice(
         )
     if unalerted:
         problems.append(f"{len(unalerted)} missed obligations without an alert, e.g. {sorted(unalerted)[:2]}")
-    if problems and worker_killed:
-        pytest.xfail(f"{WORKER_LOSS}: {'; '.join(problems)}")
+    active = {c for c, status in bus.query("SELECT correlation_id, status FROM {db}.correlations FINAL")
+              if status == "active"}
+    correlations = replayed_correlations(sample, bus.settings.pseudonym_key)
+    if active != correlations:
+        problems.append(
+            f"{len(correlations - active)} correlations of the replay not active in ClickHouse, "
+            f"{len(active - correlations)} active there and not in the replay"
+        )
     assert not problems, "; ".join(problems)
+    if stalled:
+        pytest.xfail(f"{WORKER_STALL} ({stalled}); after a restart every check passed")
+
+
+def replayed_correlations(sample: Path, pseudonym_key: str) -> set[str]:
+    """The ids of the correlations that hold after the same events, offline (the same rules)."""
+    events = [codec.from_canonical(r.data) for r in read_records(sample) if r.data is not None]
+    states = correlation.fold(events, key=pseudonym_key.encode("utf-8"))
+    return {c.correlation_id for state in states.values() for c in correlation.evaluate(state)}

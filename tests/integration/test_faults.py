@@ -186,10 +186,12 @@ def test_a_worker_and_a_sink_killed_at_six_points_each_lose_nothing_and_alert_on
                 )
                 time.sleep(0.2)
             assert len(worker.kills) == len(WORKER_KILLS) and len(sink.kills) == len(SINK_KILLS)
-            reasons = bus.query("SELECT reason FROM {db}_restricted.dead_letters FINAL")
+            dead = "SELECT reason FROM {db}_restricted.dead_letters FINAL"
+            wait_until(lambda: len(bus.query(dead)) >= 2, 60, "the two corrupt records kept as dead letters")
+            reasons = bus.query(dead)
             assert len(reasons) == 2 and all(r[0].startswith("does not decode") for r in reasons), reasons
             faults.assert_nothing_lost_nothing_twice(
-                bus, ids_of(sample), sample, robot, console, [worker, sink], worker_killed=True
+                bus, ids_of(sample), sample, robot, console, [worker, sink], restart_if_stalled=worker
             )
         finally:
             stopping(worker, sink)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -459,11 +460,16 @@ def build_app(
             if moment is not None:
                 event = event.with_published_at(moment)
             state, found = correlation.apply(state, event)
+            if found:  # acknowledged before the state is stored (docs/reliability.md): a worker
+                # killed in between gets the input again and finds the same correlations again
+                sent = [
+                    await outputs["correlations"].send(
+                        key=c.correlation_id.encode(), value=orjson.dumps(c.to_dict())
+                    )
+                    for c in found
+                ]
+                await asyncio.gather(*(s for s in sent if inspect.isawaitable(s)))  # (test fakes: None)
             subjects[ev.key] = orjson.dumps(state.to_dict())
-            for c in found:
-                outputs["correlations"].send_soon(
-                    key=c.correlation_id.encode(), value=orjson.dumps(c.to_dict())
-                )
             reached("worker.correlated")
 
     @app.agent(outputs["alerts"], concurrency=1)

@@ -328,6 +328,26 @@ def sink_lag(bus: Bus) -> int:
 WORKER_STALL = "known: the worker stopped consuming after the crashes, alive and silent"
 
 
+class NoProgress(Exception):
+    pass
+
+
+class Progress:
+    """A ``wait_for_worker`` progress callback that gives up when the lag has stayed the same,
+    above zero, for ``patience`` seconds (a stall shows sooner than the overall timeout)."""
+
+    def __init__(self, patience: float) -> None:
+        self.patience = patience
+        self.last: int | None = None
+        self.since = time.monotonic()
+
+    def __call__(self, lag: int) -> None:
+        if lag != self.last or lag == 0:
+            self.last, self.since = lag, time.monotonic()
+        elif time.monotonic() - self.since > self.patience:
+            raise NoProgress(f"the worker's lag stayed at {lag} for {self.patience:.0f} s")
+
+
 def assert_nothing_lost_nothing_twice(
     bus: Bus,
     published: set[str],
@@ -369,8 +389,8 @@ def assert_nothing_lost_nothing_twice(
     )
     stalled = None
     try:
-        wait_for_worker(bus.settings, bus.prefix, quiet=6.0, timeout=120, alive=alive)
-    except UserError as exc:
+        wait_for_worker(bus.settings, bus.prefix, quiet=6.0, timeout=120, alive=alive, progress=Progress(50))
+    except (UserError, NoProgress) as exc:
         stalled = f"{exc}: {lag_report(bus, f'{bus.prefix}-worker', worker_topics(bus.prefix))}"
         if restart_if_stalled is None:
             raise AssertionError(stalled) from None

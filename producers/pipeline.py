@@ -27,7 +27,7 @@ import orjson
 from domain.departments import DepartmentRegistry
 from domain.events import Event
 from producers.mapping import Mapping_, MappingError, apply_mapping
-from producers.publisher import EncodedEvent, EventPublisher, encode_event
+from producers.publisher import EventPublisher, encode_event
 from producers.readers import SourceRecord, detect_format, jsonl_chunks, parse_jsonl_line, read_records
 from producers.validate import RejectedRecord, validate_event
 from schemas import admission, codec
@@ -89,7 +89,11 @@ class Prepared:
     order, and the rejects (line, reason, raw record)."""
 
     lines: list[int] = field(default_factory=list)
-    events: list[EncodedEvent] = field(default_factory=list)
+    #: the encoded events as columns (cheaper to send back from a worker process than tuples)
+    ids: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)
+    values: list[bytes] = field(default_factory=list)
     rejects: list[tuple[int, str, Any]] = field(default_factory=list)
     read: int = 0
 
@@ -121,7 +125,10 @@ def prepare(records: Iterable[SourceRecord], ctx: PrepareContext) -> Prepared:
             out.rejects.append((rec.line, f"{event.type} {event.event_id}: {oversized}", rec.raw))
             continue
         out.lines.append(rec.line)
-        out.events.append(encoded)
+        out.ids.append(encoded.event_id)
+        out.types.append(encoded.type)
+        out.keys.append(encoded.key)
+        out.values.append(encoded.value)
     return out
 
 
@@ -147,12 +154,11 @@ class _Sender:
         for line, reason, raw in chunk.rejects:
             self.rejects.reject(line, reason, raw)
         summary.rejected += len(chunk.rejects)
-        publish, failed, line_of = self.publisher.publish_encoded, self.failed, self._line_of
-        for line, encoded in zip(chunk.lines, chunk.events, strict=True):
-            line_of[encoded.event_id] = line
-            publish(encoded, failed)
-        summary.published += len(chunk.events)
-        summary.by_type.update(e.type for e in chunk.events)
+        line_of = self._line_of
+        line_of.update(zip(chunk.ids, chunk.lines, strict=True))
+        self.publisher.publish_many(chunk.ids, chunk.types, chunk.keys, chunk.values, self.failed)
+        summary.published += len(chunk.ids)
+        summary.by_type.update(chunk.types)
         if len(line_of) > 200_000:  # bound the memory: everything before is confirmed
             self.publisher.flush()
             line_of.clear()

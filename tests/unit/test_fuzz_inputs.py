@@ -193,6 +193,6 @@ def test_a_department_csv_row_with_any_cell_changed_is_published_or_rejected_wit
     csv.writer(out).writerow(fields)
     data = APPROVAL_HEADER + b"\n" + out.getvalue().encode("utf-8")
     prepared = prepare(read_csv(io.BytesIO(data)), CSV_CONTEXT)
-    assert len(prepared.events) + len(prepared.rejects) == prepared.read == 1
+    assert len(prepared.ids) + len(prepared.rejects) == prepared.read == 1
     for line, reason, _raw in prepared.rejects:
         assert line == 2 and reason

@@ -215,3 +215,27 @@ def test_a_worker_pool_publishes_what_the_serial_pipeline_publishes_in_file_orde
     assert results[1][0] == [e["event_id"] for i, e in enumerate(good) if i not in (10, 4321)]
     assert [line for line, _ in results[1][1]] == [11, 4322]
     assert "NO-SUCH" in results[1][1][1][1]
+
+
+def test_a_csv_register_through_the_worker_pool_gives_the_serial_result(tmp_path: Path) -> None:
+    from producers.pipeline import publish_file
+
+    results = []
+    for workers in (0, 2):
+        publisher = InMemoryPublisher()
+        rejects = RejectWriter(tmp_path / f"r{workers}.jsonl", "register", console=None)
+        summary = publish_file(
+            DATA / "approval_register.csv",
+            None,
+            publisher=publisher,
+            registry=REGISTRY,
+            rejects=rejects,
+            publishing_dept="HZ-SJJ",
+            now=NOW,
+            mapping=load_mapping("approval_register"),
+            workers=workers,
+        )
+        kept = [(k["line"], k["reason"]) for k in map(orjson.loads, rejects.path.read_bytes().splitlines())]
+        results.append(([e.event_id for e in publisher.published], kept, summary.read))
+    assert results[0] == results[1]
+    assert results[1][0] and results[1][1]  # the register has good rows and bad ones

@@ -30,7 +30,7 @@ from benchmarks.bench_bus import simulate
 from domain.events import SHANGHAI
 from domain.obligations import evaluate_events
 from hzbus.calendar_source import load_calendar
-from hzbus.commands.replay import read_events, render_jsonl
+from hzbus.commands.replay import read_events, write_jsonl
 from hzbus.config import load_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -50,8 +50,8 @@ def replay(path: Path, as_of: datetime) -> tuple[float, dict[str, float], int]:
     t1 = time.process_time()
     result = evaluate_events(events, as_of, calendar)
     t2 = time.process_time()
-    with open("/dev/null", "w") as out:
-        out.write(render_jsonl(result))
+    with open("/dev/null", "wb") as out:
+        write_jsonl(result, out)
     t3 = time.process_time()
     assert not errors, errors[:3]
     n = len(events)

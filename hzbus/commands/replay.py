@@ -8,11 +8,13 @@ skipped; the command then ends with exit status 1.
 from __future__ import annotations
 
 import argparse
+import codecs
+import io
 import sys
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -108,8 +110,12 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_events(events, as_of, calendar)
     if args.format == "table":
         sys.stdout.write(render_table(result) + "\n")
-    else:
-        sys.stdout.write(render_jsonl(result, with_findings=args.findings))
+    elif (stdout := _utf8_stdout()) is not None:
+        write_jsonl(result, stdout, with_findings=args.findings)
+    else:  # a stdout that is not UTF-8 underneath (a test's StringIO, PYTHONIOENCODING)
+        text = io.BytesIO()
+        write_jsonl(result, text, with_findings=args.findings)
+        sys.stdout.write(text.getvalue().decode())
     if errors:
         print(
             f"hzbus replay: {len(errors)} bad line(s) in {args.file} skipped; {len(events)} event(s) read",
@@ -119,11 +125,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_jsonl(result: Evaluation, with_findings: bool = False) -> str:
-    lines = [orjson.dumps(o.to_dict()).decode() for o in result.obligations]
+#: one object a line
+_LINE = orjson.OPT_APPEND_NEWLINE
+
+
+def write_jsonl(result: Evaluation, out: IO[bytes], with_findings: bool = False) -> None:
+    """Each obligation (then, ``with_findings``, each finding) as one line of JSON: its
+    ``to_dict()``. orjson serialises the frozen dataclasses directly, field by field in their
+    declared order (``to_dict``'s order), times as ``isoformat()`` writes them (for offsets in
+    whole minutes, as every time of the engine is: +08:00); tests/unit/test_replay.py checks
+    the lines against ``to_dict``. One line per write: a buffered writer, no big string."""
+    write, dumps = out.write, orjson.dumps
+    for o in result.obligations:
+        write(dumps(o, option=_LINE))
     if with_findings:
-        lines.extend(orjson.dumps(f.to_dict()).decode() for f in result.findings)
-    return "".join(line + "\n" for line in lines)
+        for f in result.findings:
+            write(dumps(f, option=_LINE))
+    out.flush()
+
+
+def _utf8_stdout() -> IO[bytes] | None:
+    """The binary buffer under ``sys.stdout`` when it writes UTF-8 (the usual case), else None."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    if buffer is None or codecs.lookup(encoding).name != "utf-8":
+        return None
+    sys.stdout.flush()  # anything already written as text goes first
+    return buffer
 
 
 def render_table(result: Evaluation) -> str:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import io
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
 import pytest
 
+from domain.obligations import evaluate_events
+from hzbus.calendar_source import load_calendar
 from hzbus.cli import main
+from hzbus.commands.replay import write_jsonl
+from schemas.codec import from_canonical
 
 VIOLATION = {
     "type": "ViolationDiscovered",
@@ -115,3 +122,39 @@ def test_replay_warns_when_the_official_calendar_is_about_to_end(
     assert main(["replay", str(path), "--as-of", "2026-12-01T00:00:00+08:00"]) == 0
     _, err = capsys.readouterr()
     assert "provisional" in err
+
+
+def test_each_jsonl_line_is_the_obligation_or_finding_as_its_to_dict() -> None:
+    # write_jsonl lets orjson serialise the dataclasses; the lines must stay to_dict's
+    urgent_incomplete = dict(
+        VIOLATION, event_id="e3", case_id="C2", urgent=True, occurred_at="2026-09-29T10:00:00.250+08:00"
+    )
+    transfer = {
+        "type": "CaseTransferred",
+        "event_id": "e4",
+        "source_dept": "DQ-ZD-WK",
+        "occurred_at": "2026-10-09T02:00:00.5Z",
+        "recorded_at": "2026-10-09T10:05:00+08:00",
+        "case_id": "C2",
+        "to_dept": "HZ-SJJ",
+        "materials": ["transfer_letter"],
+        "leader_approved": False,
+        "cc_coordination_office": True,
+        "complaint_id": None,
+    }
+    events = [from_canonical(e) for e in (VIOLATION, APPROVAL, urgent_incomplete, transfer)]
+    result = evaluate_events(events, datetime.fromisoformat("2026-10-20T00:00:00+08:00"), load_calendar())
+    # and times in other zones (an engine fed with events built in code)
+    other = replace(
+        result.obligations[0],
+        started_at=datetime(2026, 10, 1, 1, 2, 3, 4000, tzinfo=UTC),
+        fulfilled_at=datetime(2026, 10, 2, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+        extension_reason="情况复杂",
+    )
+    evaluation = replace(result, obligations=[*result.obligations, other])
+    assert len(evaluation.findings) == 2
+    out = io.BytesIO()
+    write_jsonl(evaluation, out, with_findings=True)
+    expected = [orjson.dumps(o.to_dict()) for o in evaluation.obligations]
+    expected += [orjson.dumps(f.to_dict()) for f in evaluation.findings]
+    assert out.getvalue() == b"".join(line + b"\n" for line in expected)

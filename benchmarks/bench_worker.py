@@ -4,11 +4,16 @@ The same simulated events are published once to a fresh prefix; then, in the sam
 
 * baseline: a bare aiokafka consumer reads every event topic from the start and decodes each
   value with fastavro (schemaless_reader behind the 10-byte single-object header), nothing else;
+* Faust ceiling (``--faust-ceiling``, the default): a trivial Faust agent (raw bytes,
+  concurrency 1, counting only: ``benchmarks/faust_ceiling.py``) over the same topics, timed like
+  the worker: what Faust itself allows on this machine;
 * worker: ``hzbus worker`` processes the same topics (decode, re-key, fold, evaluate, tables,
-  outputs), timed from its first consumed event to the moment its group has no lag left.
+  outputs), timed from its first committed source offset to the moment its group has no lag left
+  on any topic it reads. Afterwards, the records the worker wrote per event (repartition topics,
+  table changelogs, facts) are counted from the topics' end offsets.
 
-Usage: ``.venv/bin/python -m benchmarks.bench_worker [--events 50000]``; writes
-``benchmarks/results/worker.json``.
+Usage: ``.venv/bin/python -m benchmarks.bench_worker [--events 50000] [--no-faust-ceiling]``;
+writes ``benchmarks/results/worker.json``.
 """
 
 from __future__ import annotations
@@ -17,17 +22,20 @@ import argparse
 import asyncio
 import io
 import json
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from domain.departments import load_registry
-from hzbus.config import load_settings
+from hzbus.config import PROJECT_ROOT, Settings, load_settings
 from hzbus.lag import group_lag, worker_topics
 from hzbus.processes import spawn_hzbus
 from hzbus.topics import event_topics
 from infra import manager
+from infra.procs import die_with_parent
 from producers.pipeline import RejectWriter, publish_records
 from producers.publisher import KafkaPublisher
 from producers.readers import read_records
@@ -69,9 +77,47 @@ async def bare_loop(bootstrap: str, topics: list[str], n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
+def time_group(settings: Settings, group: str, sources: list[str], consumed: list[str]) -> float:
+    """Events/s of ``group``: from its first commit on ``sources`` to no lag on ``consumed``."""
+    total = group_lag(settings, group, sources)
+    while group_lag(settings, group, sources) >= total:  # until the first commit
+        time.sleep(0.1)
+    started = time.perf_counter()
+    start_lag = group_lag(settings, group, sources)  # events still to go when the clock started
+    while group_lag(settings, group, consumed) > 0:
+        time.sleep(0.2)
+    return start_lag / (time.perf_counter() - started)
+
+
+def written_records(settings: Settings, prefix: str) -> dict[str, int]:
+    """Records in each topic the worker writes (end offsets; the topics were empty before)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{prefix}-count"})
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        source = set(event_topics(prefix))
+        out = {}
+        for name, topic in sorted(metadata.topics.items()):
+            if not name.startswith(prefix) or name in source or "faustceiling" in name:
+                continue
+            tps = [TopicPartition(name, p) for p in topic.partitions]
+            out[name[len(prefix) + 1 :]] = sum(consumer.get_watermark_offsets(t, timeout=10)[1] for t in tps)
+        return out
+    finally:
+        consumer.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument(
+        "--faust-ceiling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time a trivial Faust agent over the same topics (default: yes)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS / "worker.json", help="result file")
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:8]
     prefix = f"benchworker{tag}"
@@ -98,6 +144,21 @@ def main() -> None:
             now=datetime.now(UTC),
         )
         bare = asyncio.run(bare_loop(settings.kafka_bootstrap, event_topics(prefix), n))
+        topics = event_topics(prefix)
+        ceiling = None
+        if args.faust_ceiling:
+            counter = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.faust_ceiling", "--prefix", prefix],
+                cwd=PROJECT_ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
+            try:
+                ceiling = time_group(settings, f"{prefix}-worker-faustceiling", topics, topics)
+            finally:
+                counter.terminate()
+                counter.wait(30)
         worker = spawn_hzbus(
             "worker",
             "--name",
@@ -107,39 +168,40 @@ def main() -> None:
             "error",
             env={"HZBUS_TOPIC_PREFIX": prefix},
         )
-        topics = event_topics(prefix)
-        group = f"{prefix}-worker"
         try:
-            total = group_lag(settings, group, topics)
-            while group_lag(settings, group, topics) >= total:  # until the first commit
-                time.sleep(0.1)
-            started = time.perf_counter()
-            start_lag = group_lag(settings, group, topics)
-            while group_lag(settings, group, worker_topics(prefix)) > 0:
-                time.sleep(0.2)
-            elapsed = time.perf_counter() - started
+            worker_eps = time_group(settings, f"{prefix}-worker", topics, worker_topics(prefix))
         finally:
             worker.terminate()
             worker.wait(30)
-        processed = total - (total - start_lag)  # events still to go when the clock started
-        worker_eps = processed / elapsed
+        written = written_records(settings, prefix)
     finally:
         manager.delete_prefix(base, prefix)
     result = {
         "events": n,
         "bare_aiokafka_fastavro_eps": bare,
+        "faust_ceiling_eps": ceiling,
         "worker_eps": worker_eps,
         "ratio": worker_eps / bare,
+        "faust_ceiling_ratio": ceiling / bare if ceiling else None,
+        "worker_of_ceiling": worker_eps / ceiling if ceiling else None,
+        "records_written_per_event": round(sum(written.values()) / n, 2),
+        "records_written": written,
         "target": 0.5,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "worker.json").write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"{n:,} events: worker {worker_eps:,.0f} events/s, "
         f"bare aiokafka + fastavro loop {bare:,.0f} events/s, "
         f"ratio {worker_eps / bare:.1%} (target >= 50%)"
     )
+    if ceiling:
+        print(
+            f"Faust ceiling (trivial agent, same topics) {ceiling:,.0f} events/s: "
+            f"{ceiling / bare:.1%} of the bare loop; the worker is {worker_eps / ceiling:.1%} of it"
+        )
+    print(f"records written by the worker per event: {result['records_written_per_event']} {written}")
 
 
 if __name__ == "__main__":

@@ -2,3 +2,7 @@
 
 Nothing is imported or read here: ``from schemas import codec`` loads the schemas lazily.
 """
+
+from hzbus.native import guard as _guard
+
+_guard()  # a compiled module older than its source would run old code (hzbus/native.py)

@@ -38,6 +38,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
 
 from domain.events import SHANGHAI, Event
+from schemas import avro_fast
 
 __all__ = [
     "MAGIC",
@@ -306,7 +307,7 @@ class _Registry:
     readers: dict[str, Callable[[dict[str, Any]], Event]]
     encoders: dict[str, Callable[[Event], bytes | None]]
     decoders: dict[bytes, Callable[[bytes], Event]]
-    record_decoders: dict[bytes, Callable[[bytes], EventRecord]]
+    record_decoders: dict[bytes, avro_fast.RecordDecoder]
 
 
 _REGISTRY: _Registry | None = None
@@ -343,7 +344,7 @@ def _registry() -> _Registry:
             readers={t: _gen_reader(s) for t, s in current.items()},
             encoders={t: _gen_encoder(s) for t, s in current.items()},
             decoders={s.header: _gen_decoder(s) for s in current.values()},
-            record_decoders={s.header: _gen_decoder(s, record=True) for s in current.values()},
+            record_decoders={s.header: _record_decoder(s) for s in current.values()},
         )
     return _REGISTRY
 
@@ -818,7 +819,7 @@ def decode_record(data: bytes) -> EventRecord:
     fast = (_REGISTRY or _registry()).record_decoders.get(data[:HEADER_SIZE])
     if fast is not None:
         try:
-            return fast(data)
+            return fast.decode(data)
         except Exception:  # not the ordinary case: the general decoder decides and explains
             pass
     event = decode(data)
@@ -1074,10 +1075,38 @@ def _gen_encoder(spec: _Spec) -> Callable[[Event], bytes | None]:
     return fn
 
 
-def _gen_decoder(spec: _Spec, record: bool = False) -> Callable[[bytes], Any]:
+def record_decoders() -> dict[bytes, avro_fast.RecordDecoder]:
+    """The fast path of :func:`decode_record` by header (current schema versions): for a hot
+    loop that calls ``decoder.decode(data)`` itself and :func:`decode_record` when it raises."""
+    return (_REGISTRY or _registry()).record_decoders
+
+
+def _record_decoder(spec: _Spec) -> avro_fast.RecordDecoder:
+    """The table that :mod:`schemas.avro_fast` reads ``spec``'s records with."""
+
+    def symbols(kind: _Type) -> tuple[str, ...]:  # canonical values in Avro symbol order
+        from_avro = kind.from_avro or {}
+        return tuple(from_avro.get(s, s) for s in ((kind.to_avro or {}).get(s, s) for s in kind.symbols))
+
+    ops = []
+    for f, raw in zip(spec.fields, spec.raw["fields"][len(COMMON_FIELDS) :], strict=True):
+        null_index = _branch(raw["type"])[1] if f.optional else -1
+        kind = f.type.items if f.type.kind == "array" and f.type.items is not None else f.type
+        ops.append(
+            avro_fast.Op(
+                f.name,
+                avro_fast.KINDS[f.type.kind],
+                null_index,
+                symbols(kind),
+                avro_fast.KINDS[kind.kind] if kind is not f.type else -1,
+            )
+        )
+    return avro_fast.RecordDecoder(spec.type, HEADER_SIZE, ops, _EPOCH, _EPOCH_DATE)
+
+
+def _gen_decoder(spec: _Spec) -> Callable[[bytes], Any]:
     """``decode(data)`` of single-object bytes written with ``spec`` (the current version);
-    raises ``_Slow`` (or any error) where fastavro must decide. With ``record``, it returns
-    the :data:`EventRecord` tuple instead of an :class:`Event`."""
+    raises ``_Slow`` (or any error) where fastavro must decide."""
     env: dict[str, Any] = {
         "_Slow": _Slow,
         "_read_long": _read_long,
@@ -1168,9 +1197,8 @@ def _gen_decoder(spec: _Spec, record: bool = False) -> Callable[[bytes], Any]:
     counter = [0]
     emit(_Type("string"), "event_id", "    ", counter)
     emit(_Type("string"), "source_dept", "    ", counter)
-    millis = _Type("long")
-    emit(millis if record else _TIMESTAMP, "occurred_at", "    ", counter)
-    emit(millis if record else _TIMESTAMP, "recorded_at", "    ", counter)
+    emit(_TIMESTAMP, "occurred_at", "    ", counter)
+    emit(_TIMESTAMP, "recorded_at", "    ", counter)
     names = []
     for i, (f, raw) in enumerate(zip(spec.fields, spec.raw["fields"][len(COMMON_FIELDS) :], strict=True)):
         var = f"f{i}"
@@ -1191,24 +1219,43 @@ def _gen_decoder(spec: _Spec, record: bool = False) -> Callable[[bytes], Any]:
             emit(f.type, var, "    ", counter)
     lines.append("    if pos != size: raise _Slow")
     fields = ", ".join(f"{name!r}: {var}" for name, var in names)
-    result = "" if record else "Event"
-    lines.append(f"    return {result}(_TYPE, event_id, source_dept, occurred_at, recorded_at, {{{fields}}})")
+    lines.append(f"    return Event(_TYPE, event_id, source_dept, occurred_at, recorded_at, {{{fields}}})")
     exec("\n".join(lines), env)  # source generated above from the schema
     fn: Callable[[bytes], Any] = env["decode"]
     return fn
 
 
+#: the instant of each hour ``YYYY-MM-DDTHH`` met in a time written ``YYYY-MM-DDTHH:MM:SS+08:00``
+_HOURS: dict[str, datetime] = {}
+#: ``MM:SS`` -> its offset into the hour
+_MINUTE_SECOND = {f"{m:02d}:{s:02d}": timedelta(minutes=m, seconds=s) for m in range(60) for s in range(60)}
+
+
 def _parse_time_fast(value: Any) -> datetime:
-    """:func:`_parse_timestamp` of an ordinary ISO string; ``_Slow`` (or any error) otherwise."""
+    """:func:`_parse_timestamp` of an ordinary ISO string; ``_Slow`` (or any error) otherwise.
+
+    The usual form, ``2026-09-30T10:00:00+08:00``, is its hour (parsed once, remembered) plus
+    minutes and seconds looked up: ~3x faster than ``fromisoformat`` + ``astimezone``. An hour
+    is remembered only from a time that ``fromisoformat`` read and that ``isoformat`` writes
+    back identically, so whatever the cache answers, the general parser answers the same."""
     if type(value) is not str:
         raise _Slow
+    if len(value) == 25 and value[13] == ":" and value[19:] == "+08:00":
+        hour = _HOURS.get(value[:13])
+        if hour is not None:
+            delta = _MINUTE_SECOND.get(value[14:19])
+            if delta is not None:
+                return hour + delta
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise _Slow
     micro = parsed.microsecond
     if micro % 1000:
         parsed = parsed.replace(microsecond=micro // 1000 * 1000)
-    return parsed.astimezone(SHANGHAI)
+    local = parsed.astimezone(SHANGHAI)
+    if len(_HOURS) < 100_000 and local.isoformat() == value:
+        _HOURS[value[:13]] = local.replace(minute=0, second=0)
+    return local
 
 
 def _gen_reader(spec: _Spec) -> Callable[[dict[str, Any]], Event]:

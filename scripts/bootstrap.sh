@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything hzbus needs on this machine: the Python venv with the
-# pinned packages, the Kafka jars (Maven Central) and ClickHouse (Debian package).
+# pinned packages, the compiled hot paths, the Kafka jars (Maven Central) and ClickHouse (Debian package).
 # Fast when already done: each step checks a stamp before doing any work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   fi
   echo "$want" > "$stamp"
 fi
+# The hot paths compiled with mypyc (hzbus/native.py): seconds when current; plain Python
+# (slower, same results) if there is no C compiler.
+"$venv/bin/python" -m hzbus.native build ||
+  echo "bootstrap: warning: hot paths not compiled; hzbus runs them as plain Python" >&2
 # Kafka jars and ClickHouse: `hzbus infra install` is idempotent and fast when present.
 "$venv/bin/hzbus" infra install
 # Headless Chromium renders the HTML report in its test (Debian's package; skipped when present).

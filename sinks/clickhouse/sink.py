@@ -25,20 +25,19 @@ from datetime import datetime
 from typing import Any
 
 from domain.events import SHANGHAI
-from hzbus import deadletters, identity, kafka_auth
+from hzbus import deadletters, identity, kafka_auth, native
 from hzbus.config import Settings
 from hzbus.errors import UserError
 from hzbus.failpoints import reached
 from hzbus.topics import event_families, event_topics, topic_name
-from schemas import admission, codec
+from sinks.clickhouse import take
 from sinks.clickhouse.dead_letters import relayed_row, restricted_database, retire_legacy_table
 from sinks.clickhouse.fact_rows import FACT_COLUMNS, ROW_BUILDERS
 from sinks.clickhouse.migrate import check_database_name, migrate
-from sinks.clickhouse.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, dead_letter_row, event_row_fast
+from sinks.clickhouse.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, dead_letter_row
+from sinks.clickhouse.take import take_events
 
 log = logging.getLogger("hzbus.sink")
-#: confluent-kafka's timestamp type of a record of a LogAppendTime topic (the broker's time)
-LOG_APPEND_TIME = 2
 
 
 def clickhouse_client(settings: Settings, database: str | None = None) -> Any:
@@ -180,12 +179,14 @@ class EventSink:
         #: fact topic → its table (the worker's outputs)
         self.fact_topics = {topic_name(self.prefix, table): table for table in FACT_COLUMNS}
         self.families = {topic_name(self.prefix, family): family for family in event_families()}
+        self._topics = take.Topics(self.families, self.fact_topics, self.dead_topic, self.key)
 
     def topics(self) -> list[str]:
         return [*event_topics(self.prefix), *self.fact_topics, self.dead_topic]
 
     def prepare(self) -> None:
         """Apply the ClickHouse migrations; check the topics exist."""
+        log.info("decoding with the hot paths %s", native.describe())
         try:
             migrate(self.writer.client, self.database, cluster=self.settings.clickhouse_cluster)
             retire_legacy_table(self.writer.client, self.database)
@@ -293,70 +294,23 @@ class EventSink:
         return True
 
     def _take_all(self, messages: list[Any], ingested: datetime, batch: _Batch, stats: SinkStats) -> None:
-        """Decode a fetch of messages into the batch: events as rows, the worker's facts as
-        rows of their tables, anything unreadable as a dead letter with the reason."""
-        ingested_s = int(ingested.timestamp())
-        fallback_ms = ingested_s * 1000
-        offsets, rows, by_type = batch.offsets, batch.events, stats.by_type
-        fact_topics, key, dead_topic = self.fact_topics, self.key, self.dead_topic
-        decode = codec.decode_record
-        for msg in messages:
-            if msg.error() is not None:
+        """Decode a fetch of messages into the batch: events as rows (:mod:`take`), the
+        worker's facts as rows of their tables, anything unreadable as a dead letter with the
+        reason."""
+        others = take_events(
+            messages, self._topics, int(ingested.timestamp()), batch.events, batch.offsets, stats.by_type
+        )
+        for what, msg, detail in others:
+            if what == take.ERROR:
                 self._consume_error(msg)
-                continue
-            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-            offsets[topic, partition] = offset + 1
-            value = msg.value()
-            table = fact_topics.get(topic)
-            if table is not None:
-                self._take_fact(msg, table, value, offset, ingested, batch, stats)
-                continue
-            if topic == dead_topic:  # dead letters of the gate, the worker... (its own are stored already)
+            elif what == take.FACT:
+                self._take_fact(msg, detail, msg.value(), msg.offset(), ingested, batch, stats)
+            elif what == take.RELAY:
                 relayed = relayed_row(msg, ingested)
                 if relayed is not None:
                     batch.dead.append(relayed)
-                continue
-            try:
-                if not value:
-                    raise codec.DecodeError("empty message")
-                if len(value) > admission.MAX_EVENT_BYTES:
-                    self._dead(msg, str(admission.size_refusal(len(value))), ingested, batch.dead, stats)
-                    continue
-                record = decode(value)
-            except codec.DecodeError as exc:
-                self._dead(msg, f"does not decode: {exc}", ingested, batch.dead, stats)
-                continue
-            ts_type, ts_ms = msg.timestamp()
-            if ts_type == 0 or ts_ms is None or ts_ms < 0:
-                ts_ms = fallback_ms
-            headers = msg.headers()
-            if headers:  # forwarded by the gate: published when it reached the ingress topic
-                ts_ms = identity.gate_published_ms(headers, ts_ms)
-            refused = admission.refusal(  # against the broker's time (ours, on a CreateTime topic)
-                record[0],
-                record[2],
-                record[5],
-                record[3],
-                record[4],
-                topic_family=self.families.get(topic),
-                published_ms=ts_ms if ts_type == LOG_APPEND_TIME else fallback_ms,
-            )
-            if refused is not None:
-                self._dead(msg, refused, ingested, batch.dead, stats)
-                continue
-            rows.append(
-                event_row_fast(
-                    record,
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                    published_ms=ts_ms,
-                    ingested_s=ingested_s,
-                    pseudonym_key=key,
-                )
-            )
-            event_type = record[0]
-            by_type[event_type] = by_type.get(event_type, 0) + 1
+            else:
+                self._dead(msg, detail, ingested, batch.dead, stats)
 
     @staticmethod
     def _consume_error(msg: Any) -> None:

@@ -1,0 +1,145 @@
+"""The compiled hot paths (hzbus/native.py): built from the sources beside them, and giving
+exactly what the same code gives as plain Python (rows, dead letters, errors)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, Message
+
+from domain.events import SHANGHAI
+from hzbus import native
+from schemas import codec
+from schemas.samples import sample_event, sample_events
+from sinks.clickhouse import take
+from tests.unit.test_codec_fast import EDGES, SAMPLES
+
+
+def plain(path: str) -> ModuleType:
+    """The module's ``.py`` source as a module of its own (the extension shadows it)."""
+    name = "plain_" + path.removesuffix(".py").replace("/", "_")
+    spec = importlib.util.spec_from_file_location(name, native.ROOT / path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def outcome(fn: Any, *args: Any) -> Any:
+    try:
+        return ("ok", fn(*args))
+    except Exception as exc:
+        return ("error", type(exc).__name__)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="no C compiler: the hot paths run as plain Python")
+def test_the_hot_paths_run_compiled_from_the_sources_in_the_tree() -> None:
+    status = native.status()
+    assert status.current, status.reason
+    assert native.describe() == "compiled (mypyc)"
+    for module in (
+        "schemas.avro_fast",
+        "schemas.admission",
+        "sinks.clickhouse.rows",
+        "sinks.clickhouse.take",
+    ):
+        assert sys.modules[module].__file__.endswith(native.SUFFIX), module  # type: ignore[union-attr]
+
+
+def test_an_extension_built_from_other_sources_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stamp = tmp_path / "stamp"
+    stamp.write_text("tools-digest\nsources-of-another-day\n")
+    monkeypatch.setattr(native, "STAMP", stamp)
+    monkeypatch.setattr(native, "extension_of", lambda module: native.ROOT / module)  # "present"
+    with pytest.raises(ImportError, match=r"hzbus\.native build"):
+        native.guard()
+    stamp.write_text(f"tools-digest\n{native.sources_digest()}\n")
+    native.guard()  # the same sources: imported
+
+
+def test_the_decoder_reads_the_same_records_compiled_and_plain() -> None:
+    fast = plain("schemas/avro_fast.py")
+    for event in SAMPLES + EDGES:
+        data = codec.encode(event)
+        built = codec.record_decoders()[data[:10]]
+        again = fast.RecordDecoder(
+            built.event_type,
+            built.header_size,
+            [fast.Op(o.name, o.kind, o.null_index, o.symbols, o.item_kind) for o in built.ops],
+            built.epoch,
+            built.epoch_date,
+        )
+        assert outcome(built.decode, data) == outcome(again.decode, data) == ("ok", codec.decode_record(data))
+        for bad in (
+            data[:-1],
+            data + b"\x00",
+            data[:12],
+            data[:10] + b"\x01" + data[11:],
+            data[:10] + b"\xff" * 12,
+        ):
+            assert outcome(built.decode, bad)[0] == outcome(again.decode, bad)[0] == "error"
+
+
+def test_the_sink_loop_takes_the_same_rows_and_dead_letters_compiled_and_plain() -> None:
+    prefix = "t"
+    now_ms = int(datetime(2026, 11, 27, 12, tzinfo=SHANGHAI).timestamp() * 1000)
+    topics = take.Topics(
+        {f"{prefix}.{codec.topic_family(t)}": codec.topic_family(t) for t in codec.event_types()},
+        {f"{prefix}.obligations": "obligations"},
+        f"{prefix}.deadletter",
+        b"pseudonym-key",
+    )
+    messages = []
+    for i, event in enumerate(sample_events(300)):
+        data = codec.encode(event)
+        family = codec.topic_family(event.type)
+        if i % 50 == 7:  # on another family's topic
+            family = "complaints" if family != "complaints" else "cases"
+        messages.append(
+            Message(topic=f"{prefix}.{family}", partition=i % 3, offset=i, value=data, timestamp=(2, now_ms))
+        )
+    odd = [
+        Message(topic="t.cases", partition=0, offset=1000, value=b"", timestamp=(2, now_ms)),
+        Message(
+            topic="t.cases", partition=0, offset=1001, value=b"\xc3\x01" + b"\x00" * 30, timestamp=(2, now_ms)
+        ),
+        Message(topic="t.cases", partition=0, offset=1002, value=b"x" * 70_000, timestamp=(2, now_ms)),
+        Message(topic="t.obligations", partition=1, offset=5, value=b"{}", timestamp=(1, now_ms)),
+        Message(topic="t.deadletter", partition=2, offset=9, value=b"raw", timestamp=(1, now_ms)),
+        Message(error=KafkaError(KafkaError._PARTITION_EOF)),
+        Message(
+            topic="t.cases",
+            partition=0,
+            offset=1003,
+            value=codec.encode(sample_event("CaseTransferred", 1)),
+            headers=[("hzbus-published-ms", str(now_ms).encode())],
+            timestamp=(1, now_ms),
+        ),
+    ]
+    messages[100:100] = odd
+    results = []
+    for module in (take, plain("sinks/clickhouse/take.py")):
+        rows: list[tuple[Any, ...]] = []
+        offsets: dict[tuple[str, int], int] = {}
+        by_type: dict[str, int] = {}
+        others = module.take_events(messages, topics, now_ms // 1000, rows, offsets, by_type)
+        results.append((rows, offsets, by_type, [(what, id(m), reason) for what, m, reason in others]))
+    assert results[0] == results[1]
+    rows, offsets, by_type, others = results[0]
+    assert len(rows) == sum(by_type.values()) > 250
+    reasons = [reason for what, _, reason in others if what == take.DEAD]
+    assert any(r.startswith("wrong topic") for r in reasons)
+    assert "does not decode: empty message" in reasons
+    assert any(r.startswith("oversized") for r in reasons)
+    assert [what for what, _, _ in others].count(take.ERROR) == 1
+    assert offsets[("t.deadletter", 2)] == 10 and offsets[("t.obligations", 1)] == 6

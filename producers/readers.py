@@ -56,6 +56,26 @@ def read_jsonl(stream: BinaryIO) -> Iterator[SourceRecord]:
             yield record
 
 
+def read_jsonl_objects(stream: BinaryIO) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """:func:`read_jsonl` for a reader that keeps only the values (``hzbus replay``):
+    ``(line, object, None)`` for a JSON object, ``(line, None, error)`` for a bad line, the
+    same errors; blank lines skipped. orjson parses the raw bytes (checking UTF-8 itself) and
+    no text is kept; a line it does not take as an object goes through
+    :func:`parse_jsonl_line`, which decides (a BOM, a blank line) and explains."""
+    loads, error = orjson.loads, orjson.JSONDecodeError
+    for number, raw in enumerate(stream, start=1):
+        try:
+            value = loads(raw)
+        except error:
+            value = None
+        if type(value) is dict:
+            yield number, value, None
+            continue
+        record = parse_jsonl_line(number, raw)
+        if record is not None:
+            yield number, record.data, record.error
+
+
 def parse_jsonl_line(number: int, raw: bytes) -> SourceRecord | None:
     """The record of line ``number`` of a JSON Lines export (``None`` for a blank line)."""
     text, error = _decode(raw.rstrip(b"\r\n"))

@@ -27,7 +27,7 @@ from domain.obligations import KINDS, STATUSES, Evaluation, evaluate_events
 from hzbus.calendar_source import load_calendar
 from hzbus.errors import UserError
 from hzbus.tables import render
-from producers.readers import read_jsonl
+from producers.readers import read_jsonl_objects
 from schemas.codec import EventError, from_canonical
 
 FORMATS = ("jsonl", "table")
@@ -103,14 +103,14 @@ def read_events(path: Path) -> tuple[list[Event], list[str]]:
     except OSError as exc:
         raise UserError(f"{path}: {exc.strerror or exc}") from None
     with fh:
-        for record in read_jsonl(fh):
-            if record.error is not None or record.data is None:
-                errors.append(f"{path}:{record.line}: {record.error}")
+        for line, data, error in read_jsonl_objects(fh):
+            if data is None:
+                errors.append(f"{path}:{line}: {error}")
                 continue
             try:
-                events.append(from_canonical(record.data))
+                events.append(from_canonical(data))
             except (EventError, ValueError, TypeError) as exc:
-                errors.append(f"{path}:{record.line}: {exc}")
+                errors.append(f"{path}:{line}: {exc}")
     return events, errors
 
 

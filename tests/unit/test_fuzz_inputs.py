@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from domain.departments import load_registry
 from producers.mapping import load_mapping
 from producers.pipeline import PrepareContext, prepare
-from producers.readers import read_csv, read_jsonl
+from producers.readers import read_csv, read_jsonl, read_jsonl_objects
 from producers.validate import RejectedRecord, validate_event
 from schemas import codec
 from schemas.samples import sample_events
@@ -63,6 +63,31 @@ def test_any_bytes_read_as_json_lines_give_records_or_named_errors(data: bytes) 
     for record in read_jsonl(io.BytesIO(data)):
         assert record.line >= 1
         assert (record.data is None) == (record.error is not None)
+
+
+JSONL_PIECES = [
+    b'{"a": 1}',
+    b'{"a": "\xe5\x8d\x8f"}',
+    b"\xef\xbb\xbf",
+    b"\r",
+    b"\n",
+    b" ",
+    b"\xff",
+    b"\xed\xa0\x80",
+    b"[1]",
+    b'"x"',
+    b"{",
+    b"}",
+    b"null",
+]
+
+
+@FAST
+@given(st.lists(st.sampled_from(JSONL_PIECES) | st.binary(max_size=8), max_size=12))
+def test_reading_only_the_values_of_json_lines_gives_the_same_values_and_errors(pieces: list[bytes]) -> None:
+    data = b"".join(pieces)
+    records = [(r.line, r.data, r.error) for r in read_jsonl(io.BytesIO(data))]
+    assert list(read_jsonl_objects(io.BytesIO(data))) == records
 
 
 @FAST

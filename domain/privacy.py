@@ -9,25 +9,30 @@ it is; the key stays with the operator.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from functools import lru_cache
+from typing import Final
 
 _ID_RE = re.compile(r"^\d{17}[\dXx]$")
 _OLD_ID_RE = re.compile(r"^\d{15}$")  # first-generation 15-digit ID numbers
-_USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK = "10X98765432"
-PSEUDONYM_PREFIX = "P-"
+_USCC_CHARS: Final = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS: Final = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CHECK: Final = "10X98765432"
+PSEUDONYM_PREFIX: Final = "P-"
 
 
 def is_personal_id(subject_id: str) -> bool:
     """True for a well-formed 18-digit PRC resident ID number (GB 11643 check digit)."""
     if not _ID_RE.match(subject_id):
         return False
-    total = sum(int(c) * w for c, w in zip(subject_id[:17], _WEIGHTS, strict=True))
+    total = 0
+    if subject_id.isascii():
+        for i in range(17):
+            total += (ord(subject_id[i]) - 48) * _WEIGHTS[i]
+    else:  # other Unicode digits (full-width ０-９...) are digits too: when in doubt, pseudonymise
+        total = sum(int(c) * w for c, w in zip(subject_id[:17], _WEIGHTS, strict=True))
     return _CHECK[total % 11] == subject_id[17].upper()
 
 
@@ -60,5 +65,6 @@ def pseudonymise(subject_id: str, key: bytes) -> str:
     """
     if not looks_personal(subject_id):
         return subject_id
-    digest = hmac.new(key, subject_id.upper().encode("ascii"), hashlib.sha256).hexdigest()
-    return PSEUDONYM_PREFIX + digest[:32]
+    # hmac.new(...).hexdigest() in one C call; UTF-8 is ASCII for ASCII ids (full-width digits too)
+    digest = hmac.digest(key, subject_id.upper().encode("utf-8"), "sha256")
+    return PSEUDONYM_PREFIX + digest.hex()[:32]

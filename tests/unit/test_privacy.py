@@ -37,3 +37,15 @@ def test_a_valid_all_digit_credit_code_is_not_mistaken_for_a_person() -> None:
     for code in codes:
         assert not looks_personal(code)
         assert pseudonymise(code, KEY) == code
+
+
+def test_the_pseudonym_is_the_keyed_hash_of_the_id_and_full_width_digits_are_pseudonymised_too() -> None:
+    import hashlib
+    import hmac
+
+    expected = "P-" + hmac.new(KEY, b"33050219900101123X", hashlib.sha256).hexdigest()[:32]
+    assert pseudonymise("33050219900101123x", KEY) == expected  # the stored pseudonyms do not change
+    full_width = "３３０５０２１９９００１０１１２３６"  # 330502199001011236 typed in full-width digits
+    assert looks_personal(full_width)
+    masked = pseudonymise(full_width, KEY)  # (encoding it as ASCII used to raise)
+    assert masked.startswith("P-") and "３３０５" not in masked

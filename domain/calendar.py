@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from domain.events import SHANGHAI
+from domain.values import fast_init
 
 #: the end of a deadline's day, Asia/Shanghai
 END_OF_DAY = time(23, 59, 59)
@@ -27,6 +28,7 @@ COVERAGE_WARNING_DAYS = 60
 _ONE_DAY = timedelta(days=1)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Deadline:
     """The due time of an obligation.
@@ -94,7 +96,14 @@ class WorkingDayCalendar:
     makeup_workdays: frozenset[date] = frozenset()
     official_years: frozenset[int] = frozenset()
     version: str = "weekdays-only"
+    # memos of the pure functions below (a calendar is immutable): by (date, n) and (a, b)
     _cache: dict[tuple[date, int], tuple[date, bool]] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
+    _deadlines: dict[tuple[date, int], Deadline] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
+    _between: dict[tuple[date, date], int] = field(
         default_factory=dict, compare=False, repr=False, hash=False
     )
 
@@ -169,8 +178,17 @@ class WorkingDayCalendar:
         must be ≥ 1. Example (domain.md): Wed 2026-09-30 10:00 + 3 → 10-08, 10-09, Sat 10-10
         (调休上班) → 2026-10-10 23:59:59+08:00.
         """
-        day, provisional = self.nth_working_day_after(shanghai_date(start), n)
-        return Deadline(end_of_day(day), provisional)
+        start_day = shanghai_date(start)
+        key = (start_day, n)
+        hit = self._deadlines.get(key)
+        if hit is not None and type(n) is int:  # (d, True) finds (d, 1): a bool is refused below
+            return hit
+        day, provisional = self.nth_working_day_after(start_day, n)
+        deadline = Deadline(end_of_day(day), provisional)
+        if len(self._deadlines) > 200_000:
+            self._deadlines.clear()
+        self._deadlines[key] = deadline
+        return deadline
 
     def extend_deadline(self, deadline: Deadline, n: int) -> Deadline:
         """``deadline`` moved by ``n`` working days (n ≥ 0).
@@ -192,9 +210,18 @@ class WorkingDayCalendar:
         """
         if isinstance(a, datetime) or isinstance(b, datetime):
             raise TypeError("working_days_between takes dates; use shanghai_date() first")
+        key = (a, b)
+        hit = self._between.get(key)
+        if hit is not None:
+            return hit
         if b < a:
-            return -self.working_days_between(b, a)
-        return sum(1 for _ in self.working_days(a + _ONE_DAY, b))
+            count = -self.working_days_between(b, a)
+        else:
+            count = sum(1 for _ in self.working_days(a + _ONE_DAY, b))
+        if len(self._between) > 200_000:
+            self._between.clear()
+        self._between[key] = count
+        return count
 
     def is_provisional_between(self, a: date, b: date) -> bool:
         """True when some day of (a, b] is in a year without official data."""

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from domain.values import fast_init
+
 #: The business zone of the notice (Asia/Shanghai has had no DST since 1991).
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """One fact on the bus.
@@ -37,6 +40,13 @@ class Event:
     published_at: datetime | None = None
 
     def __post_init__(self) -> None:
+        occurred, recorded, published = self.occurred_at, self.recorded_at, self.published_at
+        if (
+            (occurred is None or occurred.tzinfo is not None)
+            and (recorded is None or recorded.tzinfo is not None)
+            and (published is None or published.tzinfo is not None)
+        ):
+            return  # the usual case, checked without the loop below
         for name in ("occurred_at", "recorded_at", "published_at"):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from operator import attrgetter
 
 from domain.calendar import WorkingDayCalendar, shanghai_date
 from domain.events import SHANGHAI, Event
@@ -62,9 +63,8 @@ def _require_aware(moment: datetime, name: str) -> None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got {moment!r}")
 
 
-def sort_key(obligation: Obligation) -> tuple[datetime, str]:
-    """The stable output order: due time, then obligation id."""
-    return (obligation.due_at, obligation.obligation_id)
+#: the stable output order of obligations: (due_at, obligation_id)
+sort_key: Callable[[Obligation], tuple[datetime, str]] = attrgetter("due_at", "obligation_id")
 
 
 # -- per key ---------------------------------------------------------------------------------------
@@ -76,12 +76,18 @@ def evaluate(state: KeyState, as_of: datetime, calendar: WorkingDayCalendar) -> 
     A ``year:<yyyy>`` key always has its annual_joint_meeting once the year has begun."""
     _require_aware(as_of, "as_of")
     prefix, _, ref = state.key.partition(":")  # checked by KeyState
+    return _evaluate(prefix, ref, state.events, as_of, calendar)
+
+
+def _evaluate(
+    prefix: str, ref: str, events: Sequence[Event], as_of: datetime, calendar: WorkingDayCalendar
+) -> list[Obligation]:
     if prefix == "year":
-        found = annual_joint_meeting(int(ref), state.events, as_of, calendar)
+        found = annual_joint_meeting(int(ref), events, as_of, calendar)
         return [] if found is None else [found]
     out = []
     for rule in RULES[prefix]:
-        obligation = rule(ref, state.events, as_of, calendar)
+        obligation = rule(ref, events, as_of, calendar)
         if obligation is not None:
             out.append(obligation)
     if len(out) > 1:
@@ -93,9 +99,11 @@ def findings(state: KeyState, as_of: datetime) -> list[Finding]:
     """The findings of one key at ``as_of`` (transfers only: ``case:`` keys)."""
     _require_aware(as_of, "as_of")
     prefix, _, ref = state.key.partition(":")
-    if prefix != "case":
-        return []
-    return transfer_findings(ref, state.events, as_of)
+    return _findings(prefix, ref, state.events, as_of)
+
+
+def _findings(prefix: str, ref: str, events: Sequence[Event], as_of: datetime) -> list[Finding]:
+    return transfer_findings(ref, events, as_of) if prefix == "case" else []
 
 
 def warn_at(obligation: Obligation, calendar: WorkingDayCalendar) -> datetime | None:
@@ -274,7 +282,9 @@ def years_to_assess(events: Iterable[Event], as_of: datetime) -> range:
     """The years whose annual_joint_meeting is evaluated: from the year of the earliest event
     known at ``as_of`` (or as_of's year) to as_of's year."""
     last = shanghai_date(as_of).year
-    first = min((shanghai_date(e.occurred_at).year for e in events if e.occurred_at <= as_of), default=last)
+    # the year of the earliest instant: a later instant is never in an earlier Shanghai year
+    earliest = min((t for e in events if (t := e.occurred_at) <= as_of), default=None)
+    first = last if earliest is None else shanghai_date(earliest).year
     return range(min(first, last), last + 1)
 
 
@@ -293,10 +303,12 @@ def evaluate_events(events: Iterable[Event], as_of: datetime, calendar: WorkingD
     found: list[Finding] = []
     states: dict[str, KeyState] = {}
     for key, group in groups.items():
-        state = KeyState(key, unique_events(group))
-        obs = evaluate(state, as_of, calendar)
-        fnd = findings(state, as_of)
-        states[key] = KeyState(key, state.events, as_of, tuple(obs), tuple(fnd))
+        # evaluate(state) and findings(state) of the key's state, built once (as_of checked above)
+        prefix, _, ref = key.partition(":")
+        events_ = unique_events(group)
+        obs = _evaluate(prefix, ref, events_, as_of, calendar)
+        fnd = _findings(prefix, ref, events_, as_of)
+        states[key] = KeyState(key, events_, as_of, tuple(obs), tuple(fnd))
         obligations.extend(obs)
         found.extend(fnd)
     obligations.sort(key=sort_key)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
+from domain.values import fast_init
+
 #: bump when a rule changes what it computes (stored with every obligation)
 RULE_VERSION = "2026.1"
 
@@ -62,6 +64,7 @@ CLAUSES: Mapping[str, str] = {
 _TIME_FIELDS = frozenset({"started_at", "due_at", "fulfilled_at", "clock_stopped_since"})
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Obligation:
     """One obligation of one department, as known at some moment (``as_of``).
@@ -135,6 +138,7 @@ class Obligation:
 _OBLIGATION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Obligation))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Finding:
     """A breach found in one fact, not a clock: e.g. a transfer without its materials.

@@ -12,15 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from domain.events import Event
 from domain.obligations.keys import key_prefix
 from domain.obligations.model import Finding, Obligation
+from domain.values import fast_init
 
-
-def _order(event: Event) -> tuple[datetime, str]:
-    return (event.occurred_at, event.event_id)
+#: the order of a key's events: (occurred_at, event_id)
+_order = attrgetter("occurred_at", "event_id")
 
 
 def _merge(old: Event, new: Event) -> Event:
@@ -37,6 +38,7 @@ def _merge(old: Event, new: Event) -> Event:
     return old if old.published_at == first else replace(old, published_at=first)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class KeyState:
     """The facts of one correlation key and the last evaluation of them.
@@ -117,6 +119,8 @@ class KeyState:
 
 def unique_events(events: Iterable[Event]) -> tuple[Event, ...]:
     """``events`` once per ``event_id`` (first publication kept), sorted by (occurred_at, event_id)."""
+    if type(events) is list and len(events) == 1:  # most keys of a batch: one fact
+        return (events[0],)
     by_id: dict[str, Event] = {}
     for event in events:
         seen = by_id.get(event.event_id)

@@ -10,6 +10,7 @@ from datetime import datetime
 from domain.calendar import Deadline, WorkingDayCalendar, shanghai_date
 from domain.events import Event
 from domain.obligations.model import CLAUSES, RULE_VERSION, Obligation
+from domain.values import fast_init
 
 
 def known(events: Iterable[Event], as_of: datetime, *types: str) -> Iterator[Event]:
@@ -31,6 +32,7 @@ def publication_time(event: Event) -> datetime:
     return event.published_at if event.published_at is not None else event.recorded_at
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Fulfilment:
     at: datetime

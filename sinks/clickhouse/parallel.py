@@ -40,6 +40,7 @@ def _child(
     stop_when_idle: float | None,
     progress: Any,
     stop: Any,
+    go: Any,
 ) -> None:
     from infra.procs import die_with_parent
 
@@ -48,6 +49,11 @@ def _child(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         sink = EventSink(settings, prefix=prefix, database=database, group=group)
+        progress.put((index, None, "ready"))
+        while not go.wait(0.2):  # all join the group together: one rebalance at the start, not N
+            if stop.is_set():
+                progress.put((index, asdict(SinkStats()), "done"))
+                return
         stats = sink.run(
             stop_when_idle=stop_when_idle,
             should_stop=stop.is_set,
@@ -91,10 +97,11 @@ def run_processes(
     ctx = get_context("spawn")  # a clean interpreter: no librdkafka threads inherited
     progress = ctx.Queue()
     stop = ctx.Event()
+    go = ctx.Event()
     children = [
         ctx.Process(
             target=_child,
-            args=(i, settings, prefix, database, group, stop_when_idle, progress, stop),
+            args=(i, settings, prefix, database, group, stop_when_idle, progress, stop, go),
             name=f"hzbus-sink-{i}",
         )
         for i in range(processes)
@@ -102,6 +109,7 @@ def run_processes(
     for child in children:
         child.start()
     parts: dict[int, SinkStats] = {}
+    ready: set[int] = set()
     done: set[int] = set()
     failure: str | None = None
     try:
@@ -117,6 +125,11 @@ def run_processes(
                     done.add(children.index(c))
                 if failure:
                     stop.set()
+                continue
+            if status == "ready":
+                ready.add(index)
+                if len(ready) == processes:
+                    go.set()
                 continue
             if stats is not None:
                 parts[index] = SinkStats(**stats)

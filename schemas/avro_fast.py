@@ -15,6 +15,7 @@ This module imports nothing of the project: the codec describes each schema to i
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Final
 
@@ -45,8 +46,12 @@ KINDS: Final = {
 
 _INT_MIN: Final = -(1 << 31)
 _INT_MAX: Final = (1 << 31) - 1
+_LONG_MIN: Final = -(1 << 63)
+_LONG_MAX: Final = (1 << 63) - 1
 _UNPACK_D: Final = struct.Struct("<d").unpack_from
 _UNPACK_F: Final = struct.Struct("<f").unpack_from
+_PACK_D: Final = struct.Struct("<d").pack
+_PACK_F: Final = struct.Struct("<f").pack
 
 
 class Slow(Exception):
@@ -75,9 +80,19 @@ def read_long(data: bytes, pos: int) -> tuple[int, int]:
     return (z >> 1) ^ -(z & 1), pos
 
 
+def write_long(out: bytearray, n: int) -> None:
+    """Append the zigzag varint of ``n`` (the caller has checked the 64-bit range)."""
+    z = (n << 1) ^ (n >> 63)
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+
+
 class Op:
-    """How to read one field of a type: its name, kind, null branch (-1: not optional) and,
-    for enums, the canonical values in symbol order (for an array, of its items)."""
+    """How to read (and write) one field of a type: its name, kind, null branch (-1: not
+    optional) and, for enums, the canonical values in symbol order (for an array, of its
+    items)."""
 
     def __init__(
         self, name: str, kind: int, null_index: int, symbols: tuple[str, ...], item_kind: int = -1
@@ -87,6 +102,7 @@ class Op:
         self.null_index = null_index
         self.symbols = symbols
         self.item_kind = item_kind
+        self.indexes = {symbol: i for i, symbol in enumerate(symbols)}
 
 
 class RecordDecoder:
@@ -185,3 +201,106 @@ class RecordDecoder:
         if pos != len(data):
             raise Slow()
         return self.event_type, event_id, source_dept, occurred, recorded, fields
+
+
+class RecordEncoder:
+    """Writes an event of one type as single-object bytes under the current schema (``header``
+    first), byte for byte what fastavro writes; ``None`` for anything but the ordinary case
+    (exact value types, known fields, values in range): the general encoder then decides and
+    explains, as it does for the generated encoder this replaced."""
+
+    def __init__(self, header: bytes, ops: list[Op], epoch: datetime, epoch_date: date) -> None:
+        self.header = header
+        self.ops = ops
+        self.names = frozenset(op.name for op in ops)
+        self.epoch = epoch
+        self.epoch_date = epoch_date
+        self.ms = timedelta(milliseconds=1)
+
+    def write(self, out: bytearray, v: object, kind: int, op: Op) -> bool:
+        """Append ``v`` as ``kind``; False when it is not the ordinary case."""
+        if kind == STRING:
+            if type(v) is not str:
+                return False
+            b = v.encode()
+            write_long(out, len(b))
+            out += b
+        elif kind == ENUM:
+            if type(v) is not str:
+                return False
+            i = op.indexes.get(v, -1)
+            if i < 0:
+                return False
+            write_long(out, i)
+        elif kind == BOOLEAN:
+            if type(v) is not bool:
+                return False
+            out.append(1 if v else 0)
+        elif kind in (INT, LONG):
+            if type(v) is not int:
+                return False
+            lo, hi = (_INT_MIN, _INT_MAX) if kind == INT else (_LONG_MIN, _LONG_MAX)
+            if v < lo or v > hi:
+                return False
+            write_long(out, v)
+        elif kind in (DOUBLE, FLOAT):
+            if type(v) is not float:
+                return False
+            out += _PACK_D(v) if kind == DOUBLE else _PACK_F(v)
+        elif kind == TIMESTAMP:
+            if type(v) is not datetime or v.tzinfo is None:
+                return False
+            m = (v - self.epoch) // self.ms
+            if m < _LONG_MIN or m > _LONG_MAX:
+                return False
+            write_long(out, m)
+        elif kind == DATE:
+            if type(v) is not date:
+                return False
+            days = (v - self.epoch_date).days
+            if days < _INT_MIN or days > _INT_MAX:
+                return False
+            write_long(out, days)
+        else:
+            return False
+        return True
+
+    def encode(
+        self,
+        event_id: object,
+        source_dept: object,
+        occurred_at: object,
+        recorded_at: object,
+        fields: Mapping[str, object],
+    ) -> bytes | None:
+        if not self.names.issuperset(fields):
+            return None
+        out = bytearray(self.header)
+        common = (event_id, source_dept, occurred_at, recorded_at)
+        for i in range(4):
+            if not self.write(out, common[i], STRING if i < 2 else TIMESTAMP, _NO_OP):
+                return None
+        for op in self.ops:
+            v = fields.get(op.name)
+            if op.null_index >= 0:
+                if v is None:
+                    out.append(op.null_index << 1)
+                    continue
+                out.append((1 - op.null_index) << 1)
+            elif v is None:
+                return None
+            if op.kind == ARRAY:
+                if type(v) is not list:
+                    return None
+                if v:
+                    write_long(out, len(v))
+                    for item in v:
+                        if not self.write(out, item, op.item_kind, op):
+                            return None
+                out.append(0)
+            elif not self.write(out, v, op.kind, op):
+                return None
+        return bytes(out)
+
+
+_NO_OP: Final = Op("", STRING, -1, ())

@@ -305,7 +305,7 @@ class _Registry:
     writers: dict[bytes, _Writer]  # by header: MAGIC + fingerprint
     # generated fast paths (see the end of this module): by type, and by header for decoders
     readers: dict[str, Callable[[dict[str, Any]], Event]]
-    encoders: dict[str, Callable[[Event], bytes | None]]
+    encoders: dict[str, avro_fast.RecordEncoder]
     decoders: dict[bytes, Callable[[bytes], Event]]
     record_decoders: dict[bytes, avro_fast.RecordDecoder]
 
@@ -342,7 +342,7 @@ def _registry() -> _Registry:
             current,
             writers,
             readers={t: _gen_reader(s) for t, s in current.items()},
-            encoders={t: _gen_encoder(s) for t, s in current.items()},
+            encoders={t: _record_encoder(s) for t, s in current.items()},
             decoders={s.header: _gen_decoder(s) for s in current.values()},
             record_decoders={s.header: _record_decoder(s) for s in current.values()},
         )
@@ -677,7 +677,8 @@ def encode(event: Event) -> bytes:
     write = (_REGISTRY or _registry()).encoders.get(event.type)
     if write is not None:
         try:
-            data = write(event)
+            e = event
+            data = write.encode(e.event_id, e.source_dept, e.occurred_at, e.recorded_at, e.fields)
         except Exception:  # not the ordinary case: fastavro decides and explains
             data = None
         if data is not None:
@@ -849,56 +850,6 @@ class _Slow(Exception):
 
 _LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
 _INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
-#: the zigzag varint of 0..63, one byte each (string lengths, small longs, indexes)
-_SMALL = tuple(bytes(((n << 1),)) for n in range(64))
-
-
-def _zigzag(n: int) -> bytes:
-    """The Avro zigzag varint of a long (the caller has checked the 64-bit range)."""
-    z = (n << 1) ^ (n >> 63)
-    if z < 0x800000000000:  # up to 7 bytes, unrolled: epoch milliseconds until the year 6429
-        if z < 0x4000:
-            if z < 0x80:
-                return _SMALL[z >> 1] if not z & 1 else bytes((z,))
-            return bytes((z & 0x7F | 0x80, z >> 7))
-        if z < 0x200000:
-            return bytes((z & 0x7F | 0x80, z >> 7 & 0x7F | 0x80, z >> 14))
-        if z < 0x10000000:
-            return bytes((z & 0x7F | 0x80, z >> 7 & 0x7F | 0x80, z >> 14 & 0x7F | 0x80, z >> 21))
-        if z < 0x800000000:
-            return bytes(
-                (z & 0x7F | 0x80, z >> 7 & 0x7F | 0x80, z >> 14 & 0x7F | 0x80, z >> 21 & 0x7F | 0x80, z >> 28)
-            )
-        if z < 0x40000000000:
-            return bytes(
-                (
-                    z & 0x7F | 0x80,
-                    z >> 7 & 0x7F | 0x80,
-                    z >> 14 & 0x7F | 0x80,
-                    z >> 21 & 0x7F | 0x80,
-                    z >> 28 & 0x7F | 0x80,
-                    z >> 35,
-                )
-            )
-        return bytes(
-            (
-                z & 0x7F | 0x80,
-                z >> 7 & 0x7F | 0x80,
-                z >> 14 & 0x7F | 0x80,
-                z >> 21 & 0x7F | 0x80,
-                z >> 28 & 0x7F | 0x80,
-                z >> 35 & 0x7F | 0x80,
-                z >> 42,
-            )
-        )
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
 def _gen_read_long() -> Callable[[bytes, int], tuple[int, int]]:
     """``_read_long(data, pos)``: (value, next position) of the zigzag varint at ``pos``;
     ``_Slow`` on anything unusual (over 64 bits). Unrolled: epoch-millisecond timestamps take
@@ -937,152 +888,24 @@ def _branch(t: Any) -> tuple[Any, int]:
     return t, -1
 
 
-def _enum_indexes(t: _Type) -> dict[str, int]:
-    """Value accepted by :func:`_encode` -> Avro symbol index (as ``to_avro`` then fastavro)."""
-    avro = [(t.to_avro or {}).get(s, s) for s in t.symbols]
-    accepted = set(avro) | set(t.to_avro or {})
-    out = {}
-    for value in accepted:
-        symbol = (t.to_avro or {}).get(value, value)
-        if symbol in avro:
-            out[value] = avro.index(symbol)
-    return out
-
-
-def _gen_encoder(spec: _Spec) -> Callable[[Event], bytes | None]:
-    """``encode(event)`` for one schema, or ``None`` where fastavro must decide."""
-    env: dict[str, Any] = {
-        "_EPOCH": _EPOCH,
-        "_EPOCH_DATE": _EPOCH_DATE,
-        "_MS": _MS,
-        "_SMALL": _SMALL,
-        "_zigzag": _zigzag,
-        "_pack_d": _struct.Struct("<d").pack,
-        "_pack_f": _struct.Struct("<f").pack,
-        "_NAMES": spec.names,
-        "_HEADER": spec.header,
-        "_LMIN": _LONG_MIN,
-        "_LMAX": _LONG_MAX,
-        "_IMIN": _INT_MIN,
-        "_IMAX": _INT_MAX,
-    }
-    lines = [
-        "def encode(event):",
-        "    fields = event.fields",
-        "    if not _NAMES.issuperset(fields):",
-        "        return None",
-        "    get = fields.get",
-        "    out = [_HEADER]",
-        "    w = out.append",
-    ]
-
-    def emit(kind: _Type, var: str, ind: str, n: list[int]) -> None:
-        k = kind.kind
-        if k in ("string",):
-            lines.extend(
-                [
-                    f"{ind}if type({var}) is not str: return None",
-                    f"{ind}b = {var}.encode()",
-                    f"{ind}n = len(b)",
-                    f"{ind}w(_SMALL[n] if n < 64 else _zigzag(n))",
-                    f"{ind}w(b)",
-                ]
-            )
-        elif k == "enum":
-            name = f"_ENUM{len(env)}"
-            env[name] = {v: _SMALL[i] if i < 64 else _zigzag(i) for v, i in _enum_indexes(kind).items()}
-            lines.extend(
-                [
-                    f"{ind}if type({var}) is not str: return None",
-                    f"{ind}b = {name}.get({var})",
-                    f"{ind}if b is None: return None",
-                    f"{ind}w(b)",
-                ]
-            )
-        elif k == "boolean":
-            lines.extend(
-                [f"{ind}if type({var}) is not bool: return None", f"{ind}w(b'\\x01' if {var} else b'\\x00')"]
-            )
-        elif k in ("int", "long"):
-            lo, hi = ("_IMIN", "_IMAX") if k == "int" else ("_LMIN", "_LMAX")
-            lines.extend(
-                [
-                    f"{ind}if type({var}) is not int or not {lo} <= {var} <= {hi}: return None",
-                    f"{ind}w(_SMALL[{var}] if 0 <= {var} < 64 else _zigzag({var}))",
-                ]
-            )
-        elif k in ("double", "float"):
-            pack = "_pack_d" if k == "double" else "_pack_f"
-            lines.extend([f"{ind}if type({var}) is not float: return None", f"{ind}w({pack}({var}))"])
-        elif k == "timestamp":
-            lines.extend(
-                [
-                    f"{ind}if type({var}) is not datetime or {var}.tzinfo is None: return None",
-                    f"{ind}m = ({var} - _EPOCH) // _MS",
-                    f"{ind}if not _LMIN <= m <= _LMAX: return None",
-                    f"{ind}w(_zigzag(m))",
-                ]
-            )
-        elif k == "date":
-            lines.extend(
-                [
-                    f"{ind}if type({var}) is not date: return None",
-                    f"{ind}m = ({var} - _EPOCH_DATE).days",
-                    f"{ind}if not _IMIN <= m <= _IMAX: return None",
-                    f"{ind}w(_zigzag(m))",
-                ]
-            )
-        elif k == "array" and kind.items is not None:
-            item = f"i{n[0]}"
-            n[0] += 1
-            lines.extend(
-                [
-                    f"{ind}if type({var}) is not list: return None",
-                    f"{ind}if {var}:",
-                    f"{ind}    w(_SMALL[len({var})] if len({var}) < 64 else _zigzag(len({var})))",
-                    f"{ind}    for {item} in {var}:",
-                ]
-            )
-            emit(kind.items, item, ind + "        ", n)
-            lines.append(f"{ind}w(b'\\x00')")
-        else:  # pragma: no cover - _type_of admits no other kind
-            raise AssertionError(k)
-
-    counter = [0]
-    for name in ("event_id", "source_dept", "occurred_at", "recorded_at"):
-        lines.append(f"    v = event.{name}")
-        emit(_TIMESTAMP if name.endswith("_at") else _Type("string"), "v", "    ", counter)
-    for f, raw in zip(spec.fields, spec.raw["fields"][len(COMMON_FIELDS) :], strict=True):
-        lines.append(f"    v = get({f.name!r})")
-        if f.optional:
-            null_index = _branch(raw["type"])[1]
-            lines.extend(
-                [
-                    "    if v is None:",
-                    f"        w({_SMALL[null_index]!r})",
-                    "    else:",
-                    f"        w({_SMALL[1 - null_index]!r})",
-                ]
-            )
-            emit(f.type, "v", "        ", counter)
-        else:
-            lines.append("    if v is None: return None")
-            emit(f.type, "v", "    ", counter)
-    lines.append("    return b''.join(out)")
-    env["datetime"], env["date"] = datetime, date
-    exec("\n".join(lines), env)  # source generated above from the schema
-    fn: Callable[[Event], bytes | None] = env["encode"]
-    return fn
-
-
 def record_decoders() -> dict[bytes, avro_fast.RecordDecoder]:
     """The fast path of :func:`decode_record` by header (current schema versions): for a hot
     loop that calls ``decoder.decode(data)`` itself and :func:`decode_record` when it raises."""
     return (_REGISTRY or _registry()).record_decoders
 
 
+def _record_encoder(spec: _Spec) -> avro_fast.RecordEncoder:
+    """What :func:`encode` writes ``spec``'s events with in the ordinary case."""
+    return avro_fast.RecordEncoder(spec.header, _ops(spec), _EPOCH, _EPOCH_DATE)
+
+
 def _record_decoder(spec: _Spec) -> avro_fast.RecordDecoder:
-    """The table that :mod:`schemas.avro_fast` reads ``spec``'s records with."""
+    """What :func:`decode_record` reads ``spec``'s records with in the ordinary case."""
+    return avro_fast.RecordDecoder(spec.type, HEADER_SIZE, _ops(spec), _EPOCH, _EPOCH_DATE)
+
+
+def _ops(spec: _Spec) -> list[avro_fast.Op]:
+    """The fields of ``spec`` as :mod:`schemas.avro_fast` reads and writes them."""
 
     def symbols(kind: _Type) -> tuple[str, ...]:  # canonical values in Avro symbol order
         from_avro = kind.from_avro or {}
@@ -1101,7 +924,7 @@ def _record_decoder(spec: _Spec) -> avro_fast.RecordDecoder:
                 avro_fast.KINDS[kind.kind] if kind is not f.type else -1,
             )
         )
-    return avro_fast.RecordDecoder(spec.type, HEADER_SIZE, ops, _EPOCH, _EPOCH_DATE)
+    return ops
 
 
 def _gen_decoder(spec: _Spec) -> Callable[[bytes], Any]:

@@ -15,7 +15,6 @@ This module imports nothing of the project: the codec describes each schema to i
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Final
 
@@ -83,10 +82,18 @@ def read_long(data: bytes, pos: int) -> tuple[int, int]:
 def write_long(out: bytearray, n: int) -> None:
     """Append the zigzag varint of ``n`` (the caller has checked the 64-bit range)."""
     z = (n << 1) ^ (n >> 63)
+    if z < 0x80:
+        out.append(z)
+        return
+    # the varint's bytes gathered in one int and appended at once (one call, not one a byte)
+    v = 0
+    k = 0
     while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
+        v |= ((z & 0x7F) | 0x80) << (8 * k)
         z >>= 7
-    out.append(z)
+        k += 1
+    v |= z << (8 * k)
+    out += v.to_bytes(k + 1, "little")
 
 
 class Op:
@@ -271,7 +278,7 @@ class RecordEncoder:
         source_dept: object,
         occurred_at: object,
         recorded_at: object,
-        fields: Mapping[str, object],
+        fields: dict[str, object],
     ) -> bytes | None:
         if not self.names.issuperset(fields):
             return None

@@ -677,8 +677,11 @@ def encode(event: Event) -> bytes:
     write = (_REGISTRY or _registry()).encoders.get(event.type)
     if write is not None:
         try:
+            fields = event.fields
+            if not isinstance(fields, dict):
+                fields = dict(fields)
             e = event
-            data = write.encode(e.event_id, e.source_dept, e.occurred_at, e.recorded_at, e.fields)
+            data = write.encode(e.event_id, e.source_dept, e.occurred_at, e.recorded_at, fields)
         except Exception:  # not the ordinary case: fastavro decides and explains
             data = None
         if data is not None:

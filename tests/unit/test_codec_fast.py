@@ -80,7 +80,7 @@ EDGES = [e for t in codec.event_types() for n in (0, 1) for e in edge_variants(s
 
 def fast_encode(event: Event) -> bytes | None:
     e, encoder = event, codec._registry().encoders[event.type]
-    return encoder.encode(e.event_id, e.source_dept, e.occurred_at, e.recorded_at, e.fields)
+    return encoder.encode(e.event_id, e.source_dept, e.occurred_at, e.recorded_at, dict(e.fields))
 
 
 @pytest.mark.parametrize("event", SAMPLES + EDGES, ids=lambda e: e.type)

@@ -135,10 +135,22 @@ def transfer_findings(ref: str, events: Sequence[Event], as_of: datetime) -> lis
       first orders the violation stopped and fixes the evidence, then transfers: an urgent
       case's transfer with no StopOrdered at or before it.
     """
+    discovered: Event | None = None
+    stops: list[datetime] = []
+    transfers: list[Event] = []
+    for e in events:  # one pass over the facts known at as_of, in their order
+        if e.occurred_at > as_of:
+            continue
+        kind = e.type
+        if kind == "CaseTransferred":
+            transfers.append(e)
+        elif kind == "ViolationDiscovered":
+            if discovered is None:
+                discovered = e
+        elif kind == "StopOrdered":
+            stops.append(e.occurred_at)
     out: list[Finding] = []
-    discovered = first_known(events, as_of, "ViolationDiscovered")
-    stops = [e.occurred_at for e in known(events, as_of, "StopOrdered")]
-    for transfer in known(events, as_of, "CaseTransferred"):
+    for transfer in transfers:
         missing = missing_items(transfer)
         if missing:
             out.append(_finding("incomplete_transfer", ref, transfer, missing))

@@ -11,13 +11,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import orjson
 
 from domain.departments import DepartmentRegistry, UnknownDepartment
-from domain.events import Event
+from domain.events import SHANGHAI, Event
 from schemas import admission, codec
 
 #: namespace of derived event ids (uuid5): stable across re-exports of the same fact
@@ -53,6 +53,13 @@ def _department_fields(event_type: str) -> tuple[str, ...]:
     return tuple(
         f["name"] for f in codec.schema_of(event_type)["fields"] if f.get("hzbus.refers") == "department"
     )
+
+
+@lru_cache(maxsize=4)
+def _latest(now: datetime) -> datetime:
+    """The latest business time accepted with the adapter's clock at ``now``, in the events'
+    own zone object (comparing aware datetimes that share a tzinfo skips two utcoffset() calls)."""
+    return (now + MAX_SKEW).astimezone(SHANGHAI)
 
 
 def validate_event(
@@ -103,7 +110,7 @@ def validate_event(
                 f"{name} {moment.isoformat()} is before {admission.EARLIEST.date()}: the department's "
                 "clock is skewed (reset?)"
             )
-    if event.recorded_at > now + MAX_SKEW:
+    if event.recorded_at > _latest(now):
         raise RejectedRecord(
             f"recorded_at {event.recorded_at.isoformat()} is in the future of this adapter's "
             f"clock ({now.isoformat()})"

@@ -24,7 +24,6 @@ import copy
 import difflib
 import json
 import re
-import struct as _struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -306,8 +305,7 @@ class _Registry:
     # generated fast paths (see the end of this module): by type, and by header for decoders
     readers: dict[str, Callable[[dict[str, Any]], Event]]
     encoders: dict[str, avro_fast.RecordEncoder]
-    decoders: dict[bytes, Callable[[bytes], Event]]
-    record_decoders: dict[bytes, avro_fast.RecordDecoder]
+    record_decoders: dict[bytes, avro_fast.RecordDecoder]  # decode and decode_record, by header
 
 
 _REGISTRY: _Registry | None = None
@@ -343,7 +341,6 @@ def _registry() -> _Registry:
             writers,
             readers={t: _gen_reader(s) for t, s in current.items()},
             encoders={t: _record_encoder(s) for t, s in current.items()},
-            decoders={s.header: _gen_decoder(s) for s in current.values()},
             record_decoders={s.header: _record_decoder(s) for s in current.values()},
         )
     return _REGISTRY
@@ -768,10 +765,12 @@ def decode(data: bytes) -> Event:
     Times are in +08:00; ``published_at`` is ``None`` (the consumer sets the broker's time)."""
     if type(data) is not bytes:
         data = _as_bytes(data)
-    fast = (_REGISTRY or _registry()).decoders.get(data[:HEADER_SIZE])
+    fast = (_REGISTRY or _registry()).record_decoders.get(data[:HEADER_SIZE])
     if fast is not None:
         try:
-            return fast(data)
+            event_type, event_id, source_dept, occurred_ms, recorded_ms, fields = fast.decode(data)
+            occurred_at, recorded_at = _EPOCH + _MS * occurred_ms, _EPOCH + _MS * recorded_ms
+            return Event(event_type, event_id, source_dept, occurred_at, recorded_at, fields)
         except Exception:  # not the ordinary case: fastavro decides and explains
             pass
     writer = _header(data)
@@ -837,51 +836,20 @@ def decode_record(data: bytes) -> EventRecord:
     )
 
 
-# --------------------------------------------------------------------------- generated fast paths
+# --------------------------------------------------------------------------- fast paths
 #
-# Per-schema Python functions generated from the .avsc (exec'd once, on first use) for the
-# hot paths. Each one handles the ordinary case only: exact types, no surprises. Whenever an
-# input is anything else, it returns ``None`` (the encoder, the canonical reader) or raises
-# ``_Slow`` (the decoder), and the caller runs the general code above, which produces the
-# result or the error message exactly as before. The encoder's bytes are those of fastavro
-# (tests/unit/test_codec_fast.py proves it over every type and edge values).
+# The hot paths handle the ordinary case only: exact types, current schema versions, no
+# surprises. Avro reading and writing are table-driven (schemas/avro_fast.py, compiled with
+# mypyc: docs/performance.md); the canonical-JSON reader is a per-schema function generated
+# from the .avsc (exec'd once, on first use). Whenever an input is anything else, they return
+# ``None`` or raise (``_Slow``, ``avro_fast.Slow``, any error), and the caller runs the general
+# code above, which produces the result or the error message exactly as before. The encoder's
+# bytes are those of fastavro (tests/unit/test_codec_fast.py proves it over every type and
+# edge values).
 
 
 class _Slow(Exception):
     """The input is not the ordinary case: take the general path."""
-
-
-_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
-_INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
-def _gen_read_long() -> Callable[[bytes, int], tuple[int, int]]:
-    """``_read_long(data, pos)``: (value, next position) of the zigzag varint at ``pos``;
-    ``_Slow`` on anything unusual (over 64 bits). Unrolled: epoch-millisecond timestamps take
-    six bytes, and a loop with a shift counter costs twice as much in CPython."""
-    lines = [
-        "def _read_long(data, pos):",
-        "    b = data[pos]",
-        "    if b < 0x80:",
-        "        return (b >> 1) ^ -(b & 1), pos + 1",
-    ]
-    lines.append("    z = b & 0x7F")
-    for i in range(1, 10):
-        lines.extend(
-            [
-                f"    b = data[pos + {i}]",
-                f"    z |= (b & 0x7F) << {7 * i}",
-                "    if b < 0x80:",
-                "        if z >> 64: raise _Slow" if i == 9 else "        pass",
-                f"        return (z >> 1) ^ -(z & 1), pos + {i + 1}",
-            ]
-        )
-    lines.append("    raise _Slow")
-    env: dict[str, Any] = {"_Slow": _Slow}
-    exec("\n".join(lines), env)  # source generated above
-    fn: Callable[[bytes, int], tuple[int, int]] = env["_read_long"]
-    return fn
-
-
-_read_long = _gen_read_long()
 
 
 def _branch(t: Any) -> tuple[Any, int]:
@@ -930,125 +898,6 @@ def _ops(spec: _Spec) -> list[avro_fast.Op]:
     return ops
 
 
-def _gen_decoder(spec: _Spec) -> Callable[[bytes], Any]:
-    """``decode(data)`` of single-object bytes written with ``spec`` (the current version);
-    raises ``_Slow`` (or any error) where fastavro must decide."""
-    env: dict[str, Any] = {
-        "_Slow": _Slow,
-        "_read_long": _read_long,
-        "_EPOCH": _EPOCH,
-        "_MS": _MS,
-        "_date_of": _date_of,
-        "_unpack_d": _struct.Struct("<d").unpack_from,
-        "_unpack_f": _struct.Struct("<f").unpack_from,
-        "Event": Event,
-        "_TYPE": spec.type,
-    }
-    lines = ["def decode(data):", f"    pos = {HEADER_SIZE}", "    size = len(data)"]
-
-    def emit(kind: _Type, target: str, ind: str, n: list[int]) -> None:
-        k = kind.kind
-        if k == "string":
-            lines.extend(
-                [
-                    f"{ind}z = data[pos]",
-                    f"{ind}if z < 0x80:",
-                    f"{ind}    if z & 1: raise _Slow",
-                    f"{ind}    pos += 1",
-                    f"{ind}    z >>= 1",
-                    f"{ind}else:",
-                    f"{ind}    z, pos = _read_long(data, pos)",
-                    f"{ind}    if z < 0: raise _Slow",
-                    f"{ind}end = pos + z",
-                    f"{ind}if end > size: raise _Slow",
-                    f"{ind}{target} = data[pos:end].decode()",
-                    f"{ind}pos = end",
-                ]
-            )
-        elif k == "enum":
-            name = f"_ENUM{len(env)}"
-            from_avro = kind.from_avro or {}
-            avro = [(kind.to_avro or {}).get(s, s) for s in kind.symbols]
-            env[name] = tuple(from_avro.get(s, s) for s in avro)
-            lines.extend(
-                [
-                    f"{ind}z = data[pos]",
-                    f"{ind}if z >= 0x80 or z & 1: raise _Slow",
-                    f"{ind}pos += 1",
-                    f"{ind}{target} = {name}[z >> 1]",
-                ]
-            )
-        elif k == "boolean":
-            lines.extend(
-                [
-                    f"{ind}z = data[pos]",
-                    f"{ind}if z > 1: raise _Slow",
-                    f"{ind}pos += 1",
-                    f"{ind}{target} = z == 1",
-                ]
-            )
-        elif k in ("int", "long", "timestamp", "date"):
-            lines.append(f"{ind}z, pos = _read_long(data, pos)")
-            if k in ("int", "date"):
-                lines.append(f"{ind}if not {_INT_MIN} <= z <= {_INT_MAX}: raise _Slow")
-            value = {"timestamp": "_EPOCH + _MS * z", "date": "_date_of(z)"}.get(k, "z")
-            lines.append(f"{ind}{target} = {value}")
-        elif k in ("double", "float"):
-            width, unpack = (8, "_unpack_d") if k == "double" else (4, "_unpack_f")
-            lines.extend(
-                [
-                    f"{ind}if pos + {width} > size: raise _Slow",
-                    f"{ind}{target} = {unpack}(data, pos)[0]",
-                    f"{ind}pos += {width}",
-                ]
-            )
-        elif k == "array" and kind.items is not None:
-            items, count = f"a{n[0]}", f"c{n[0]}"
-            n[0] += 1
-            lines.extend(
-                [
-                    f"{ind}{items} = []",
-                    f"{ind}while True:",
-                    f"{ind}    {count}, pos = _read_long(data, pos)",
-                    f"{ind}    if {count} == 0: break",
-                    f"{ind}    if {count} < 0: raise _Slow",
-                    f"{ind}    for _ in range({count}):",
-                ]
-            )
-            emit(kind.items, "x", ind + "        ", n)
-            lines.extend([f"{ind}        {items}.append(x)", f"{ind}{target} = {items}"])
-        else:  # pragma: no cover - _type_of admits no other kind
-            raise AssertionError(k)
-
-    counter = [0]
-    emit(_Type("string"), "event_id", "    ", counter)
-    emit(_Type("string"), "source_dept", "    ", counter)
-    emit(_TIMESTAMP, "occurred_at", "    ", counter)
-    emit(_TIMESTAMP, "recorded_at", "    ", counter)
-    names = []
-    for i, (f, raw) in enumerate(zip(spec.fields, spec.raw["fields"][len(COMMON_FIELDS) :], strict=True)):
-        var = f"f{i}"
-        names.append((f.name, var))
-        if f.optional:
-            null_index = _branch(raw["type"])[1]
-            lines.extend(
-                [
-                    "    z = data[pos]",
-                    "    pos += 1",
-                    f"    if z == {null_index << 1}: {var} = None",
-                    f"    elif z == {(1 - null_index) << 1}:",
-                ]
-            )
-            emit(f.type, var, "        ", counter)
-            lines.append("    else: raise _Slow")
-        else:
-            emit(f.type, var, "    ", counter)
-    lines.append("    if pos != size: raise _Slow")
-    fields = ", ".join(f"{name!r}: {var}" for name, var in names)
-    lines.append(f"    return Event(_TYPE, event_id, source_dept, occurred_at, recorded_at, {{{fields}}})")
-    exec("\n".join(lines), env)  # source generated above from the schema
-    fn: Callable[[bytes], Any] = env["decode"]
-    return fn
 
 
 #: the instant of each hour ``YYYY-MM-DDTHH`` met in a time written ``YYYY-MM-DDTHH:MM:SS+08:00``

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import re
 from functools import lru_cache
+from operator import mul
 from typing import Final
 
 _ID_RE = re.compile(r"^\d{17}[\dXx]$")
@@ -19,6 +20,7 @@ _OLD_ID_RE = re.compile(r"^\d{15}$")  # first-generation 15-digit ID numbers
 _USCC_CHARS: Final = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS: Final = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ZERO_WEIGHT: Final = 48 * sum(_WEIGHTS)
 _CHECK: Final = "10X98765432"
 PSEUDONYM_PREFIX: Final = "P-"
 
@@ -27,10 +29,8 @@ def is_personal_id(subject_id: str) -> bool:
     """True for a well-formed 18-digit PRC resident ID number (GB 11643 check digit)."""
     if not _ID_RE.match(subject_id):
         return False
-    total = 0
-    if subject_id.isascii():
-        for i in range(17):
-            total += (ord(subject_id[i]) - 48) * _WEIGHTS[i]
+    if subject_id.isascii():  # the digits' bytes, weighted in C: 48 is ord("0")
+        total = sum(map(mul, subject_id.encode("ascii")[:17], _WEIGHTS)) - _ZERO_WEIGHT
     else:  # other Unicode digits (full-width ０-９...) are digits too: when in doubt, pseudonymise
         total = sum(int(c) * w for c, w in zip(subject_id[:17], _WEIGHTS, strict=True))
     return _CHECK[total % 11] == subject_id[17].upper()

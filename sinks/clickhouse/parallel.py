@@ -18,6 +18,7 @@ import contextlib
 import logging
 import queue
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
@@ -29,6 +30,8 @@ from hzbus.errors import UserError
 from sinks.clickhouse.sink import EventSink, SinkStats
 
 log = logging.getLogger(__name__)
+#: how long the sinks wait, paused, for the group to give each of them partitions
+GROUP_FORMING_S = 30
 
 
 def _child(
@@ -40,6 +43,7 @@ def _child(
     stop_when_idle: float | None,
     progress: Any,
     stop: Any,
+    join: Any,
     go: Any,
 ) -> None:
     from infra.procs import die_with_parent
@@ -50,7 +54,7 @@ def _child(
     try:
         sink = EventSink(settings, prefix=prefix, database=database, group=group)
         progress.put((index, None, "ready"))
-        while not go.wait(0.2):  # all join the group together: one rebalance at the start, not N
+        while not join.wait(0.2):  # all join the group together: one rebalance at the start, not N
             if stop.is_set():
                 progress.put((index, asdict(SinkStats()), "done"))
                 return
@@ -58,6 +62,8 @@ def _child(
             stop_when_idle=stop_when_idle,
             should_stop=stop.is_set,
             on_batch=lambda s: progress.put((index, asdict(s), None)),
+            hold=lambda: not go.is_set(),  # read nothing before every sink has its share
+            on_assigned=lambda n: progress.put((index, None, f"assigned {n}")),
         )
         progress.put((index, asdict(stats), "done"))
     except BaseException as exc:  # tell the parent; it stops the others and reports
@@ -97,11 +103,11 @@ def run_processes(
     ctx = get_context("spawn")  # a clean interpreter: no librdkafka threads inherited
     progress = ctx.Queue()
     stop = ctx.Event()
-    go = ctx.Event()
+    join, go = ctx.Event(), ctx.Event()
     children = [
         ctx.Process(
             target=_child,
-            args=(i, settings, prefix, database, group, stop_when_idle, progress, stop, go),
+            args=(i, settings, prefix, database, group, stop_when_idle, progress, stop, join, go),
             name=f"hzbus-sink-{i}",
         )
         for i in range(processes)
@@ -110,12 +116,17 @@ def run_processes(
         child.start()
     parts: dict[int, SinkStats] = {}
     ready: set[int] = set()
+    assigned: dict[int, int] = {}  # each child's latest assignment size
+    joined_at = 0.0
     done: set[int] = set()
     failure: str | None = None
     try:
         while len(done) < processes:
             if should_stop():
                 stop.set()
+            if join.is_set() and not go.is_set() and time.monotonic() - joined_at > GROUP_FORMING_S:
+                log.warning("no share for every sink within %d s; starting anyway", GROUP_FORMING_S)
+                go.set()
             try:
                 index, stats, status = progress.get(timeout=0.2)
             except queue.Empty:
@@ -129,7 +140,13 @@ def run_processes(
             if status == "ready":
                 ready.add(index)
                 if len(ready) == processes:
-                    go.set()
+                    join.set()
+                    joined_at = time.monotonic()
+                continue
+            if status is not None and status.startswith("assigned "):
+                assigned[index] = int(status.split()[1])
+                if len(assigned) == processes and all(assigned.values()):
+                    go.set()  # every sink has partitions: they start reading together
                 continue
             if stats is not None:
                 parts[index] = SinkStats(**stats)

@@ -123,6 +123,19 @@ class _Batch:
 
 
 @dataclass
+class _Run:
+    """One :meth:`EventSink.run`: the batch being read, the one being written (at most one),
+    and where committed batches are counted; what a revocation must flush."""
+
+    writer: ThreadPoolExecutor
+    stats: SinkStats
+    on_batch: Callable[[SinkStats], None] | None
+    batch: _Batch = field(default_factory=_Batch)
+    in_flight: tuple[Future[None], _Batch] | None = None
+    open: bool = True  # False once run() is leaving: a revocation then writes nothing
+
+
+@dataclass
 class SinkStats:
     events: int = 0
     dead_letters: int = 0
@@ -176,6 +189,10 @@ class EventSink:
             {**kafka_auth.client_config(settings, identity.BUS), "enable.idempotence": True, "acks": "all"}
         )
         self.assigned = False
+        self._run: _Run | None = None
+        self._hold: Callable[[], bool] | None = None
+        self._on_assigned: Callable[[int], None] | None = None
+        self._held = False
         #: fact topic → its table (the worker's outputs)
         self.fact_topics = {topic_name(self.prefix, table): table for table in FACT_COLUMNS}
         self.families = {topic_name(self.prefix, family): family for family in event_families()}
@@ -210,9 +227,35 @@ class EventSink:
                 f"`hzbus infra topics --prefix {self.prefix}`)"
             )
 
-    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         self.assigned = True
         log.info("assigned %d partition(s)", len(partitions))
+        if self._on_assigned is not None:
+            self._on_assigned(len(partitions))
+        if self._hold is not None and self._hold():  # not yet: the group is still forming
+            consumer.assign(partitions)
+            consumer.pause(partitions)
+            self._held = True
+
+    def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
+        """Before partitions move to another sink of the group (another ``--processes`` child,
+        a sink started or stopped elsewhere): write and commit everything read so far, so the
+        new owner starts where this one stopped instead of reading a batch again."""
+        run = self._run
+        if run is None or not run.open or not (run.batch or run.in_flight):
+            return
+        log.info("%d partition(s) revoked: writing and committing what was read of them", len(partitions))
+        self._flush(run)
+
+    def _flush(self, run: _Run) -> None:
+        """Commit the batch in flight once written, then write and commit the open one."""
+        if run.in_flight is not None:
+            in_flight, run.in_flight = run.in_flight, None
+            self._commit(*in_flight, run.stats, run.on_batch)
+        if run.batch:
+            batch, run.batch = run.batch, _Batch()
+            written = run.writer.submit(self.writer.write, batch.events, batch.dead, batch.facts)
+            self._commit(written, batch, run.stats, run.on_batch)
 
     def run(
         self,
@@ -222,58 +265,63 @@ class EventSink:
         max_wait: float | None = None,
         on_batch: Callable[[SinkStats], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        hold: Callable[[], bool] | None = None,
+        on_assigned: Callable[[int], None] | None = None,
     ) -> SinkStats:
         """Consume until ``should_stop()`` or, with ``stop_when_idle``, until nothing has
-        arrived for that many seconds since the last message (or since assignment)."""
+        arrived for that many seconds since the last message (or since assignment).
+
+        ``on_assigned(n)`` is told the size of each assignment; partitions assigned while
+        ``hold()`` is true stay paused until it is not (``--processes N``: no sink starts
+        reading before the group has given each its share)."""
+        self._hold, self._on_assigned = hold, on_assigned
         max_batch = max_batch or self.settings.sink_batch_size
         max_wait = max_wait if max_wait is not None else self.settings.sink_batch_seconds
-        stats = SinkStats()
-        self.consumer.subscribe(self.topics(), on_assign=self._on_assign)
-        batch = _Batch()
+        writer = ThreadPoolExecutor(1, thread_name_prefix="hzbus-sink-writer")
+        run = self._run = _Run(writer, SinkStats(), on_batch)
+        stats = run.stats
+        self.consumer.subscribe(self.topics(), on_assign=self._on_assign, on_revoke=self._on_revoke)
         batch_started = time.monotonic()
         last_message = None
-        writer = ThreadPoolExecutor(1, thread_name_prefix="hzbus-sink-writer")
-        in_flight: tuple[Future[None], _Batch] | None = None
         try:
             while not should_stop():
+                if self._held and hold is not None and not hold():
+                    self._held = False
+                    self.consumer.resume(self.consumer.assignment())
                 messages = self.consumer.consume(num_messages=min(max_batch, 5000), timeout=0.2)
-                now_mono = time.monotonic()
+                now_mono = time.monotonic()  # (a revocation inside consume() may have flushed)
                 if messages:
                     last_message = now_mono
-                    self._take_all(messages, self.clock(), batch, stats)
-                if in_flight is not None and in_flight[0].done():
+                    self._take_all(messages, self.clock(), run.batch, stats)
+                if run.in_flight is not None and run.in_flight[0].done():
+                    in_flight, run.in_flight = run.in_flight, None
                     self._commit(*in_flight, stats, on_batch)
-                    in_flight = None
-                if batch:
-                    full = len(batch) >= max_batch
+                if run.batch:
+                    full = len(run.batch) >= max_batch
                     if full or now_mono - batch_started >= max_wait:
                         reached("sink.consumed")  # a batch decoded, nothing of it written
-                        if in_flight is not None:  # at most one batch in flight
+                        if run.in_flight is not None:  # at most one batch in flight
+                            in_flight, run.in_flight = run.in_flight, None
                             self._commit(*in_flight, stats, on_batch)
-                        in_flight = (
-                            writer.submit(self.writer.write, batch.events, batch.dead, batch.facts),
-                            batch,
-                        )
-                        batch = _Batch()
+                        batch, run.batch = run.batch, _Batch()
+                        written = run.writer.submit(self.writer.write, batch.events, batch.dead, batch.facts)
+                        run.in_flight = (written, batch)
                         batch_started = time.monotonic()
                 else:
                     batch_started = now_mono
-                if stop_when_idle is not None and self.assigned and not batch and in_flight is None:
+                if stop_when_idle is not None and self.assigned and not run.batch and run.in_flight is None:
                     if last_message is None:
                         last_message = now_mono
                     idle = now_mono - last_message
                     # idle and caught up; a partition that never answers holds the stop a minute at most
                     if idle >= stop_when_idle and (self._caught_up() or idle >= stop_when_idle + 60):
                         break
-            if in_flight is not None:
-                self._commit(*in_flight, stats, on_batch)
-                in_flight = None
-            if batch:
-                last = writer.submit(self.writer.write, batch.events, batch.dead, batch.facts)
-                self._commit(last, batch, stats, on_batch)
+            self._flush(run)
         finally:
-            writer.shutdown(wait=True)  # a write under way finishes (or fails); it is never committed here
+            run.open = False  # closing revokes the partitions: nothing more is written on the way out
+            run.writer.shutdown(wait=True)  # a write under way finishes (or fails); never committed here
             self.consumer.close()
+            self._run = None
         return stats
 
     def _caught_up(self) -> bool:

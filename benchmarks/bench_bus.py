@@ -167,19 +167,21 @@ def sink_run(settings: Any, client: Any, prefix: str, database: str, n: int, *, 
         on_batch=on_batch,
     )
     assert complete and stats.dead_letters == 0, stats
-    return steady_rate(marks, settings.sink_batch_size)
+    return steady_rate(marks, settings.sink_batch_size, processes)
 
 
-def steady_rate(marks: list[tuple[float, int]], full: int) -> float:
-    """Events/s from the first committed batch to the last *full* one (``full`` events): the
-    sink's sustained rate. The last partial batch of each process waits for the batch timer
-    (``HZBUS_SINK_BATCH_SECONDS``) before it is written, which is latency, not throughput;
-    the raw insert is timed over full batches too. With fewer than two full batches after the
-    first, the whole run counts."""
-    ends = [i for i in range(2, len(marks)) if marks[i][1] - marks[i - 1][1] >= full]
-    if len(marks) <= 2 or not ends:
+def steady_rate(marks: list[tuple[float, int]], full: int, processes: int = 1) -> float:
+    """Events/s of the sink's sustained rate, from ``marks`` ((time, events committed), the
+    first at the start): from the ``processes``-th committed batch (each process has written
+    one; the raw insert is timed from the end of its first batch too) to the last *full* one
+    (``full`` events). The last partial batch of each process waits for the batch timer
+    (``HZBUS_SINK_BATCH_SECONDS``) before it is written: latency, not throughput. With no full
+    batch after the start, the whole run counts."""
+    start = min(processes, len(marks) - 1)
+    ends = [i for i in range(start + 1, len(marks)) if marks[i][1] - marks[i - 1][1] >= full]
+    if not ends:
         return (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0])
-    (t0, first), (t1, last) = marks[1], marks[ends[-1]]
+    (t0, first), (t1, last) = marks[start], marks[ends[-1]]
     return (last - first) / (t1 - t0)
 
 

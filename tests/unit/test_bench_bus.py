@@ -16,3 +16,8 @@ def test_the_sink_is_timed_from_its_first_batch_to_its_last_full_one() -> None:
 def test_without_two_full_batches_the_whole_run_counts() -> None:
     assert steady_rate([(0.0, 0), (2.0, 200_000)], 20_000) == pytest.approx(100_000)
     assert steady_rate([(0.0, 0), (1.0, 5_000), (2.0, 9_000)], 20_000) == pytest.approx(4_500)
+
+
+def test_with_two_processes_the_clock_starts_once_each_has_written_a_batch() -> None:
+    marks = [(0.0, 0), (1.0, 20_000), (1.05, 40_000), (1.25, 60_000), (1.45, 80_000), (3.0, 81_000)]
+    assert steady_rate(marks, 20_000, processes=2) == pytest.approx(40_000 / 0.4)

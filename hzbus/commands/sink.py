@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from hzbus.config import load_settings
     from sinks.clickhouse.parallel import run_processes
-    from sinks.clickhouse.sink import EventSink, SinkStats, check_database_name
+    from sinks.clickhouse.sink import EventSink, SinkStats, check_database_name, tune_gc_for_sink_process
 
     settings = load_settings()
     stopping = False
@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.processes == 1:
         sink = EventSink(settings, prefix=args.prefix, database=args.database, group=args.group)
         sink.prepare()
+        tune_gc_for_sink_process()
         stats = sink.run(stop_when_idle=args.stop_when_idle, on_batch=progress, should_stop=lambda: stopping)
     else:
         stats = run_processes(

@@ -27,7 +27,7 @@ from typing import Any
 
 from hzbus.config import Settings
 from hzbus.errors import UserError
-from sinks.clickhouse.sink import EventSink, SinkStats
+from sinks.clickhouse.sink import EventSink, SinkStats, tune_gc_for_sink_process
 
 log = logging.getLogger(__name__)
 #: how long the sinks wait, paused, for the group to give each of them partitions
@@ -53,6 +53,7 @@ def _child(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         sink = EventSink(settings, prefix=prefix, database=database, group=group)
+        tune_gc_for_sink_process()
         progress.put((index, None, "ready"))
         while not join.wait(0.2):  # all join the group together: one rebalance at the start, not N
             if stop.is_set():

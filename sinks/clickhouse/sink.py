@@ -16,6 +16,7 @@ Throughput: one writer thread inserts batch *k* while the main thread decodes ba
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -142,6 +143,17 @@ class SinkStats:
     facts: int = 0
     batches: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
+
+
+def tune_gc_for_sink_process() -> None:
+    """For a process that is a sink and nothing else (the command, each ``--processes``
+    child): everything loaded so far is kept out of the cyclic collector's passes
+    (``gc.freeze``), and young collections run every 10,000 allocations instead of 700. A
+    batch's rows (up to ~40,000 tuples alive at once) hold no cycles; the collector walking
+    them and the loaded modules cost ~0.5 µs of each event's ~6.5 µs of decoding."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 def consumer_config(settings: Settings, group: str, **overrides: Any) -> dict[str, Any]:

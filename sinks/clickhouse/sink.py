@@ -8,9 +8,10 @@ written to ClickHouse (and its dead letters to the dead-letter topic) *before* t
 commits its offsets; a crash between the two re-delivers the batch, and the
 ReplacingMergeTree on ``event_id`` collapses the repeats (queries read ``FINAL``).
 
-Throughput: one writer thread inserts batch *k* while the main thread decodes batch *k+1*
-(clickhouse-driver releases the GIL while the server works); the main thread commits batch
-*k*'s own offsets, and only once its write has returned.
+Throughput: batch *k*'s rows are sent to ClickHouse (clickhouse-driver's insert in two halves:
+send, then wait for the answer) and the server writes them while this process decodes batch
+*k+1*; batch *k*'s own offsets are committed only once the server has answered. One thread: a
+writer thread serialising under the same GIL as the decoding made both wait for each other.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import gc
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -76,6 +76,54 @@ class ClickHouseWriter:
             for table, columns in FACT_COLUMNS.items()
         }
 
+    def start(
+        self,
+        events: list[tuple[Any, ...]],
+        dead: list[tuple[Any, ...]],
+        facts: dict[str, list[tuple[Any, ...]]] | None = None,
+    ) -> PendingWrite:
+        """Begin writing a batch: its events are sent now, and the server writes them while
+        the caller decodes the next batch; :meth:`PendingWrite.result` waits for the server's
+        answer (or writes the whole batch again, retried, if anything failed on the way)."""
+        return PendingWrite(self, events, dead, facts or {}, self._begin(events))
+
+    def _begin(self, events: list[tuple[Any, ...]]) -> bool:
+        """Send the events' INSERT and data, not waiting for the answer (clickhouse-driver's
+        ``process_insert_query`` in two halves); False if there is nothing to send or it failed."""
+        if not events:
+            return False
+        client = self.client
+        try:
+            with client.disconnect_on_error(self._events_sql, None):
+                client.connection.send_query(self._events_sql)
+                client.connection.send_external_tables(None)
+                sample = client.receive_sample_block()
+                client.send_data(sample, list(zip(*events, strict=True)), columnar=True)
+            return True
+        except Exception as exc:  # the whole batch is written again when its result is asked for
+            log.warning("ClickHouse insert not sent (%s); the batch is kept and retried", exc)
+            return False
+
+    def _end(self, pending: PendingWrite) -> None:
+        """Wait for the server's answer to a begun insert, then write the rest (dead letters,
+        facts); anything failed is written again, retried until it lands."""
+        events = pending.events
+        if pending.begun:
+            try:
+                self.client.receive_end_of_insert_query()
+                reached("sink.mid_write")  # events in, dead letters and facts not yet
+                events = []
+            except Exception as exc:
+                log.warning("ClickHouse insert failed (%s); writing the batch again", exc)
+                with contextlib.suppress(Exception):
+                    self.client.disconnect()
+        self.write(events, pending.dead, pending.facts)
+
+    def abandon(self) -> None:
+        """Leave a begun insert unanswered (on the way out after an error): drop the connection."""
+        with contextlib.suppress(Exception):
+            self.client.disconnect()
+
     def write(
         self,
         events: list[tuple[Any, ...]],
@@ -105,6 +153,27 @@ class ClickHouseWriter:
                     self.client.disconnect()
 
 
+class PendingWrite:
+    """A batch being written (:meth:`ClickHouseWriter.start`): ``result()`` returns once it is
+    all in ClickHouse, or raises if it cannot be written; the caller commits only then."""
+
+    def __init__(
+        self,
+        writer: ClickHouseWriter,
+        events: list[tuple[Any, ...]],
+        dead: list[tuple[Any, ...]],
+        facts: dict[str, list[tuple[Any, ...]]],
+        begun: bool,
+    ) -> None:
+        self.writer, self.events, self.dead, self.facts, self.begun = writer, events, dead, facts, begun
+        self._written = False
+
+    def result(self) -> None:
+        if not self._written:
+            self.writer._end(self)
+            self._written = True
+
+
 #: (topic, partition) -> next offset to consume: what a batch commits
 Offsets = dict[tuple[str, int], int]
 
@@ -128,11 +197,10 @@ class _Run:
     """One :meth:`EventSink.run`: the batch being read, the one being written (at most one),
     and where committed batches are counted; what a revocation must flush."""
 
-    writer: ThreadPoolExecutor
     stats: SinkStats
     on_batch: Callable[[SinkStats], None] | None
     batch: _Batch = field(default_factory=_Batch)
-    in_flight: tuple[Future[None], _Batch] | None = None
+    in_flight: tuple[PendingWrite, _Batch] | None = None
     open: bool = True  # False once run() is leaving: a revocation then writes nothing
 
 
@@ -266,7 +334,7 @@ class EventSink:
             self._commit(*in_flight, run.stats, run.on_batch)
         if run.batch:
             batch, run.batch = run.batch, _Batch()
-            written = run.writer.submit(self.writer.write, batch.events, batch.dead, batch.facts)
+            written = self.writer.start(batch.events, batch.dead, batch.facts)
             self._commit(written, batch, run.stats, run.on_batch)
 
     def run(
@@ -289,8 +357,7 @@ class EventSink:
         self._hold, self._on_assigned = hold, on_assigned
         max_batch = max_batch or self.settings.sink_batch_size
         max_wait = max_wait if max_wait is not None else self.settings.sink_batch_seconds
-        writer = ThreadPoolExecutor(1, thread_name_prefix="hzbus-sink-writer")
-        run = self._run = _Run(writer, SinkStats(), on_batch)
+        run = self._run = _Run(SinkStats(), on_batch)
         stats = run.stats
         self.consumer.subscribe(self.topics(), on_assign=self._on_assign, on_revoke=self._on_revoke)
         batch_started = time.monotonic()
@@ -305,7 +372,7 @@ class EventSink:
                 if messages:
                     last_message = now_mono
                     self._take_all(messages, self.clock(), run.batch, stats)
-                if run.in_flight is not None and run.in_flight[0].done():
+                if run.in_flight is not None and not messages:  # nothing to decode meanwhile
                     in_flight, run.in_flight = run.in_flight, None
                     self._commit(*in_flight, stats, on_batch)
                 if run.batch:
@@ -316,8 +383,8 @@ class EventSink:
                             in_flight, run.in_flight = run.in_flight, None
                             self._commit(*in_flight, stats, on_batch)
                         batch, run.batch = run.batch, _Batch()
-                        written = run.writer.submit(self.writer.write, batch.events, batch.dead, batch.facts)
-                        run.in_flight = (written, batch)
+                        # sent now; the server writes it while the next batch is decoded
+                        run.in_flight = (self.writer.start(batch.events, batch.dead, batch.facts), batch)
                         batch_started = time.monotonic()
                 else:
                     batch_started = now_mono
@@ -331,7 +398,8 @@ class EventSink:
             self._flush(run)
         finally:
             run.open = False  # closing revokes the partitions: nothing more is written on the way out
-            run.writer.shutdown(wait=True)  # a write under way finishes (or fails); never committed here
+            if run.in_flight is not None:  # leaving on an error: that batch is not committed
+                self.writer.abandon()
             self.consumer.close()
             self._run = None
         return stats
@@ -418,7 +486,7 @@ class EventSink:
 
     def _commit(
         self,
-        written: Future[None],
+        written: PendingWrite,
         batch: _Batch,
         stats: SinkStats,
         on_batch: Callable[[SinkStats], None] | None,

@@ -44,6 +44,7 @@ from domain.departments import load_registry
 from hzbus.commands.publish import DEFAULT_WORKERS
 from hzbus.config import load_settings
 from hzbus.tables import render
+from hzbus.topics import topic_name
 from infra import kafka_local, manager
 from producers.pipeline import RejectWriter, publish_file
 from producers.publisher import KafkaPublisher, producer_config
@@ -218,7 +219,10 @@ def one_round(settings: Any, sample: Path, events: list[Any], avg_size: int, wor
         )
         publish_rate = summary.published / (time.perf_counter() - t0)
         assert (summary.published, summary.rejected) == (n, 0), summary
-        pp_rate = producer_performance(settings, f"{prefix}.deadletter", n, avg_size)  # an empty topic
+        # on a topic of its own, configured as an event topic: not one the sink then reads
+        pp_prefix = f"{prefix}pp"
+        manager.ensure_topics(load_settings(topic_prefix=pp_prefix), prefix=pp_prefix)
+        pp_rate = producer_performance(settings, topic_name(pp_prefix, "cases"), n, avg_size)
 
         sink_rate = sink_run(settings, client, prefix, database, n, processes=1)
         sink2_rate = sink_run(settings, client, prefix, f"{database}_p2", n, processes=2)
@@ -248,6 +252,7 @@ def one_round(settings: Any, sample: Path, events: list[Any], avg_size: int, wor
             client.execute(f"DROP DATABASE IF EXISTS {db}")
             client.execute(f"DROP DATABASE IF EXISTS {db}_restricted")  # dead letters (docs/security.md)
         manager.delete_topics(load_settings(), prefix)
+        manager.delete_topics(load_settings(), f"{prefix}pp")
     return {
         "publisher_eps": publish_rate,
         "producer_performance_eps": pp_rate,

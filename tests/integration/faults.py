@@ -39,6 +39,9 @@ from tests.integration.helpers import _env, replayed, stored_event_ids, stored_o
 SESSION_TIMEOUT = "6"
 #: how long one planned life may take to reach its crash point
 LIFE_TIMEOUT = 90.0
+DIAGNOSTICS = Path(__file__).resolve().parents[2] / ".state" / "diagnostics"
+#: frames worth quoting from a stalled worker's task dump (docs/reliability.md, the stall)
+STALL_SUSPECTS = ("force_commit", "_commit_offsets", "producer.flush", "maybe_wait_for_commit", "wait_many")
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, detail: Callable[[], str] = str) -> None:
@@ -159,6 +162,32 @@ class Crashing:
     def alive(self) -> bool:
         self.step()
         return True
+
+    def dump_tasks(self, into: Path) -> str:
+        """Ask the live process for the stack of every asyncio task (mode's worker prints them
+        to stderr on SIGUSR1) and keep that part of its log in ``into``; a summary of the
+        frames that commit or flush (where a silent worker is suspected to wait)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return "not alive"
+        before = self.log.stat().st_size
+        self.proc.send_signal(signal.SIGUSR1)
+        size, deadline = before, time.monotonic() + 10
+        while time.monotonic() < deadline:  # until the dump stops growing
+            time.sleep(1.0)
+            now = self.log.stat().st_size
+            if now > before and now == size:
+                break
+            size = now
+        with self.log.open("rb") as fh:
+            fh.seek(before)
+            dump = fh.read().decode("utf-8", errors="replace")
+        into.parent.mkdir(parents=True, exist_ok=True)
+        into.write_text(dump)
+        waits = sorted(
+            {line.strip() for line in dump.splitlines() if any(w in line for w in STALL_SUSPECTS)}
+        )
+        found = " | ".join(waits[:8]) or "no commit/flush frame"
+        return f"{len(dump.splitlines())} lines in {into}; {found}"
 
     def restart(self) -> None:
         """Stop (SIGTERM) and start again, a new life outside the plan."""
@@ -394,6 +423,9 @@ def assert_nothing_lost_nothing_twice(
         stalled = f"{exc}: {lag_report(bus, f'{bus.prefix}-worker', worker_topics(bus.prefix))}"
         if restart_if_stalled is None:
             raise AssertionError(stalled) from None
+        # what the silent worker awaits, kept where a CI run leaves it (the checkout's .state)
+        into = DIAGNOSTICS / f"worker-stall-{datetime.now(UTC):%Y%m%dT%H%M%S}.txt"
+        stalled += f"; task stacks: {restart_if_stalled.dump_tasks(into)}"
         restart_if_stalled.restart()
         try:
             wait_for_worker(bus.settings, bus.prefix, quiet=6.0, timeout=120, alive=alive)

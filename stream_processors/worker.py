@@ -505,6 +505,33 @@ def build_app(
                     key=once.encode(), value=orjson.dumps({"alert": alert, "failures": failures})
                 )
 
+    @app.task
+    async def diagnostics() -> None:
+        """``kill -USR2 <pid>``: log the consumer's offset bookkeeping of every partition with
+        acknowledged offsets not yet committed (what a worker that stops committing holds:
+        docs/reliability.md). Faust's own ``kill -USR1`` logs every task's stack."""
+        import signal
+
+        def offsets() -> None:
+            consumer: Any = app.consumer
+            pending = sorted((tp, acked) for tp, acked in getattr(consumer, "_acked", {}).items() if acked)
+            log.warning("hzbus offsets: %d partition(s) with acknowledged, uncommitted offsets", len(pending))
+            for tp, acked in pending:
+                if acked:
+                    log.warning(
+                        "hzbus offsets: %s[%d]: committed %s, read %s, acked %d (%s..%s), gaps %s",
+                        tp.topic,
+                        tp.partition,
+                        consumer._committed_offset.get(tp),
+                        consumer._read_offset.get(tp),
+                        len(acked),
+                        min(acked),
+                        max(acked),
+                        sorted((i.begin, i.end) for i in consumer._gap.get(tp, ()))[:5],
+                    )
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, offsets)
+
     @app.timer(sweep_interval)
     async def sweep() -> None:
         """Send a tick to every key of this worker whose wake-up time has come."""

@@ -41,7 +41,14 @@ SESSION_TIMEOUT = "6"
 LIFE_TIMEOUT = 90.0
 DIAGNOSTICS = Path(__file__).resolve().parents[2] / ".state" / "diagnostics"
 #: frames worth quoting from a stalled worker's task dump (docs/reliability.md, the stall)
-STALL_SUSPECTS = ("force_commit", "_commit_offsets", "producer.flush", "maybe_wait_for_commit", "wait_many")
+STALL_SUSPECTS = (
+    "force_commit",
+    "_commit_offsets",
+    "producer.flush",
+    "maybe_wait_for_commit",
+    "wait_many",
+    "hzbus offsets:",
+)
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, detail: Callable[[], str] = str) -> None:
@@ -164,13 +171,15 @@ class Crashing:
         return True
 
     def dump_tasks(self, into: Path) -> str:
-        """Ask the live process for the stack of every asyncio task (mode's worker prints them
-        to stderr on SIGUSR1) and keep that part of its log in ``into``; a summary of the
-        frames that commit or flush (where a silent worker is suspected to wait)."""
+        """Ask the live worker for the stack of every asyncio task (Faust's worker prints them
+        to stderr on SIGUSR1) and its consumer's offset bookkeeping (SIGUSR2), keep that part
+        of its log in ``into``; a summary of the frames that commit or flush and of the
+        offsets (where a silent worker is suspected to be stuck)."""
         if self.proc is None or self.proc.poll() is not None:
             return "not alive"
         before = self.log.stat().st_size
-        self.proc.send_signal(signal.SIGUSR1)
+        self.proc.send_signal(signal.SIGUSR1)  # every task's stack (Faust's worker)
+        self.proc.send_signal(signal.SIGUSR2)  # the consumer's offset bookkeeping (hzbus worker)
         size, deadline = before, time.monotonic() + 10
         while time.monotonic() < deadline:  # until the dump stops growing
             time.sleep(1.0)
@@ -183,9 +192,7 @@ class Crashing:
             dump = fh.read().decode("utf-8", errors="replace")
         into.parent.mkdir(parents=True, exist_ok=True)
         into.write_text(dump)
-        waits = sorted(
-            {line.strip() for line in dump.splitlines() if any(w in line for w in STALL_SUSPECTS)}
-        )
+        waits = sorted({line.strip() for line in dump.splitlines() if any(w in line for w in STALL_SUSPECTS)})
         found = " | ".join(waits[:8]) or "no commit/flush frame"
         return f"{len(dump.splitlines())} lines in {into}; {found}"
 
@@ -458,8 +465,11 @@ def assert_nothing_lost_nothing_twice(
         )
     if unalerted:
         problems.append(f"{len(unalerted)} missed obligations without an alert, e.g. {sorted(unalerted)[:2]}")
-    active = {c for c, status in bus.query("SELECT correlation_id, status FROM {db}.correlations FINAL")
-              if status == "active"}
+    active = {
+        c
+        for c, status in bus.query("SELECT correlation_id, status FROM {db}.correlations FINAL")
+        if status == "active"
+    }
     correlations = replayed_correlations(sample, bus.settings.pseudonym_key)
     if active != correlations:
         problems.append(

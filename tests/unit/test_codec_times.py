@@ -11,21 +11,7 @@ from hypothesis import strategies as st
 
 from domain.events import SHANGHAI
 from schemas import codec
-
-VIOLATION = {
-    "type": "ViolationDiscovered",
-    "event_id": "e1",
-    "source_dept": "DQ-ZD-WK",
-    "occurred_at": "2026-09-30T10:00:00+08:00",
-    "recorded_at": "2026-09-30T10:05:00+08:00",
-    "case_id": "C1",
-    "subject_id": "91330521MA2B3C4D5E",
-    "domain": "market",
-    "matter_code": "MK-P01",
-    "jurisdiction_dept": "HZ-SJJ",
-    "urgent": False,
-    "origin": "inspection",
-}
+from tests.unit.test_replay import VIOLATION
 
 
 def general(value: str) -> datetime | str:

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: the compiled modules, as paths of their sources under ROOT
 MODULES = (
     "schemas/avro_fast.py",
+    "schemas/canonical_fast.py",
     "schemas/admission.py",
     "sinks/clickhouse/rows.py",
     "sinks/clickhouse/take.py",

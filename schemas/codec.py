@@ -37,7 +37,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
 
 from domain.events import SHANGHAI, Event
-from schemas import avro_fast
+from schemas import avro_fast, canonical_fast
 
 __all__ = [
     "MAGIC",
@@ -302,8 +302,9 @@ class _Writer:
 class _Registry:
     current: dict[str, _Spec]
     writers: dict[bytes, _Writer]  # by header: MAGIC + fingerprint
-    # generated fast paths (see the end of this module): by type, and by header for decoders
-    readers: dict[str, Callable[[dict[str, Any]], Event]]
+    # fast paths (see the end of this module): by type, and by header for decoders
+    readers: dict[str, Callable[[dict[str, Any]], Event]]  # object_readers' read methods
+    object_readers: dict[str, canonical_fast.ObjectReader]
     encoders: dict[str, avro_fast.RecordEncoder]
     record_decoders: dict[bytes, avro_fast.RecordDecoder]  # decode and decode_record, by header
 
@@ -336,10 +337,12 @@ def _registry() -> _Registry:
             if spec.header not in writers:
                 now = current[spec.type]
                 writers[spec.header] = _Writer(spec, now, now.parsed)
+        object_readers = {t: _object_reader(s) for t, s in current.items()}
         _REGISTRY = _Registry(
             current,
             writers,
-            readers={t: _gen_reader(s) for t, s in current.items()},
+            readers={t: r.read for t, r in object_readers.items()},
+            object_readers=object_readers,
             encoders={t: _record_encoder(s) for t, s in current.items()},
             record_decoders={s.header: _record_decoder(s) for s in current.values()},
         )
@@ -840,16 +843,12 @@ def decode_record(data: bytes) -> EventRecord:
 #
 # The hot paths handle the ordinary case only: exact types, current schema versions, no
 # surprises. Avro reading and writing are table-driven (schemas/avro_fast.py, compiled with
-# mypyc: docs/performance.md); the canonical-JSON reader is a per-schema function generated
-# from the .avsc (exec'd once, on first use). Whenever an input is anything else, they return
-# ``None`` or raise (``_Slow``, ``avro_fast.Slow``, any error), and the caller runs the general
+# mypyc: docs/performance.md), and so is the canonical-JSON reader (schemas/canonical_fast.py).
+# Whenever an input is anything else, they return ``None`` or raise (``avro_fast.Slow``,
+# ``canonical_fast.Slow``, any error), and the caller runs the general
 # code above, which produces the result or the error message exactly as before. The encoder's
 # bytes are those of fastavro (tests/unit/test_codec_fast.py proves it over every type and
 # edge values).
-
-
-class _Slow(Exception):
-    """The input is not the ordinary case: take the general path."""
 
 
 def _branch(t: Any) -> tuple[Any, int]:
@@ -898,124 +897,33 @@ def _ops(spec: _Spec) -> list[avro_fast.Op]:
     return ops
 
 
+#: the fast reading of times and the building of events, shared by every type's reader
+_TIMES = canonical_fast.TimeReader(SHANGHAI)
+_EVENTS = canonical_fast.EventMaker(Event)
 
 
-#: the instant of each hour ``YYYY-MM-DDTHH`` met in a time written ``YYYY-MM-DDTHH:MM:SS+08:00``
-_HOURS: dict[str, datetime] = {}
-#: ``MM:SS`` -> its offset into the hour
-_MINUTE_SECOND = {f"{m:02d}:{s:02d}": timedelta(minutes=m, seconds=s) for m in range(60) for s in range(60)}
-
-
-def _parse_time_fast(value: Any) -> datetime:
-    """:func:`_parse_timestamp` of an ordinary ISO string; ``_Slow`` (or any error) otherwise.
-
-    The usual form, ``2026-09-30T10:00:00+08:00``, is its hour (parsed once, remembered) plus
-    minutes and seconds looked up: ~3x faster than ``fromisoformat`` + ``astimezone``. An hour
-    is remembered only from a time that ``fromisoformat`` read and that ``isoformat`` writes
-    back identically, so whatever the cache answers, the general parser answers the same."""
-    if type(value) is not str:
-        raise _Slow
-    if len(value) == 25 and value[13] == ":" and value[19:] == "+08:00":
-        hour = _HOURS.get(value[:13])
-        if hour is not None:
-            delta = _MINUTE_SECOND.get(value[14:19])
-            if delta is not None:
-                return hour + delta
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise _Slow
-    micro = parsed.microsecond
-    if micro % 1000:
-        parsed = parsed.replace(microsecond=micro // 1000 * 1000)
-    local = parsed.astimezone(SHANGHAI)
-    if len(_HOURS) < 100_000 and local.isoformat() == value:
-        _HOURS[value[:13]] = local.replace(minute=0, second=0)
-    return local
-
-
-def _gen_reader(spec: _Spec) -> Callable[[dict[str, Any]], Event]:
-    """``from_canonical(obj)`` for one schema and an ordinary, valid object; raises ``_Slow``
-    (or any error) where :func:`from_canonical`'s general code must decide or explain."""
-    env: dict[str, Any] = {
-        "_Slow": _Slow,
-        "_ts": _parse_time_fast,
-        "_ALLOWED": spec.names | _COMMON_AND_TYPE,
-        "_date": date.fromisoformat,
-        "Event": Event,
-        "_TYPE": spec.type,
-    }
-    lines = [
-        "def read(obj):",
-        "    if not _ALLOWED.issuperset(obj): raise _Slow",
-        "    get = obj.get",
-        "    event_id = get('event_id')",
-        "    source_dept = get('source_dept')",
-        "    if type(event_id) is not str or type(source_dept) is not str: raise _Slow",
-        "    occurred_at = _ts(get('occurred_at'))",
-        "    recorded_at = _ts(get('recorded_at'))",
-    ]
-
-    def emit(kind: _Type, src: str, target: str, ind: str, n: list[int]) -> None:
-        k = kind.kind
-        if k == "string":
-            lines.extend([f"{ind}if type({src}) is not str: raise _Slow", f"{ind}{target} = {src}"])
-        elif k == "enum":
-            name = f"_SYM{len(env)}"
-            env[name] = frozenset(kind.symbols)
-            lines.extend(
-                [
-                    f"{ind}if type({src}) is not str or {src} not in {name}: raise _Slow",
-                    f"{ind}{target} = {src}",
-                ]
+def _object_reader(spec: _Spec) -> canonical_fast.ObjectReader:
+    """What :func:`from_canonical` reads ``spec``'s objects with in the ordinary case: its
+    ``read(obj)`` gives the event, or raises (``canonical_fast.Slow``, any error) where the
+    general code must decide or explain."""
+    fields = []
+    for f in spec.fields:
+        items = f.type.items if f.type.kind == "array" and f.type.items is not None else None
+        fields.append(
+            canonical_fast.FieldSpec(
+                f.name,
+                avro_fast.KINDS[f.type.kind],
+                f.optional,
+                frozenset(f.type.symbols),
+                -1 if items is None else avro_fast.KINDS[items.kind],
+                frozenset(() if items is None else items.symbols),
+                None if f.pattern is None else f.pattern.fullmatch,
             )
-        elif k == "boolean":
-            lines.extend([f"{ind}if type({src}) is not bool: raise _Slow", f"{ind}{target} = {src}"])
-        elif k in ("double", "float"):
-            lines.extend(
-                [
-                    f"{ind}if type({src}) is not float and type({src}) is not int: raise _Slow",
-                    f"{ind}{target} = float({src})",
-                ]
-            )
-        elif k in ("int", "long"):
-            lines.extend([f"{ind}if type({src}) is not int: raise _Slow", f"{ind}{target} = {src}"])
-        elif k == "timestamp":
-            lines.append(f"{ind}{target} = _ts({src})")
-        elif k == "date":
-            lines.extend([f"{ind}if type({src}) is not str: raise _Slow", f"{ind}{target} = _date({src})"])
-        elif k == "array" and kind.items is not None:
-            item, out = f"i{n[0]}", f"a{n[0]}"
-            n[0] += 1
-            lines.extend(
-                [
-                    f"{ind}if type({src}) is not list: raise _Slow",
-                    f"{ind}{out} = []",
-                    f"{ind}for {item} in {src}:",
-                ]
-            )
-            emit(kind.items, item, "x", ind + "    ", n)
-            lines.extend([f"{ind}    {out}.append(x)", f"{ind}{target} = {out}"])
-        else:  # pragma: no cover - _type_of admits no other kind
-            raise AssertionError(k)
+        )
+    return canonical_fast.ObjectReader(spec.type, spec.names | _COMMON_AND_TYPE, fields, _TIMES, _EVENTS)
 
-    counter = [0]
-    names = []
-    for i, f in enumerate(spec.fields):
-        var = f"f{i}"
-        names.append((f.name, var))
-        lines.append(f"    v = get({f.name!r})")
-        if f.optional:
-            lines.extend([f"    if v is None: {var} = None", "    else:"])
-            ind = "        "
-        else:
-            lines.append("    if v is None: raise _Slow")
-            ind = "    "
-        emit(f.type, "v", var, ind, counter)
-        if f.pattern is not None:
-            env[f"_PAT{i}"] = f.pattern.fullmatch
-            lines.append(f"{ind}if not _PAT{i}(v): raise _Slow")
-    record = ", ".join(f"{name!r}: {var}" for name, var in names)
-    lines.append(f"    return Event(_TYPE, event_id, source_dept, occurred_at, recorded_at, {{{record}}})")
-    exec("\n".join(lines), env)  # source generated above from the schema
-    fn: Callable[[dict[str, Any]], Event] = env["read"]
-    return fn
+
+def object_readers() -> dict[str, canonical_fast.ObjectReader]:
+    """The fast path of :func:`from_canonical` by type: for a hot loop
+    (``canonical_fast.read_lines``) that calls :func:`from_canonical` when it raises."""
+    return (_REGISTRY or _registry()).object_readers

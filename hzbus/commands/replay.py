@@ -27,8 +27,9 @@ from domain.obligations import KINDS, STATUSES, Evaluation, evaluate_events
 from hzbus.calendar_source import load_calendar
 from hzbus.errors import UserError
 from hzbus.tables import render
-from producers.readers import read_jsonl_objects
-from schemas.codec import EventError, from_canonical
+from producers.readers import parse_jsonl_line
+from schemas.canonical_fast import read_lines
+from schemas.codec import EventError, from_canonical, object_readers
 
 FORMATS = ("jsonl", "table")
 
@@ -99,22 +100,36 @@ def batch_memory() -> Iterator[None]:
 
 
 def read_events(path: Path) -> tuple[list[Event], list[str]]:
-    """The events of ``path`` and one message per bad line (``FILE:LINE: problem``)."""
-    events: list[Event] = []
+    """The events of ``path`` and one message per bad line (``FILE:LINE: problem``).
+
+    The line loop is compiled (``schemas.canonical_fast.read_lines``): each line orjson reads
+    as an ordinary object is read there; any other line comes back here, to the reader's and
+    the codec's general code, which decides and explains exactly as ``read_jsonl`` and
+    ``from_canonical`` do."""
     errors: list[str] = []
     try:
         fh = path.open("rb")
     except OSError as exc:
         raise UserError(f"{path}: {exc.strerror or exc}") from None
+
+    def general(line: int, raw: bytes, value: object) -> Event | None:
+        data: Any = value
+        if type(value) is not dict:
+            record = parse_jsonl_line(line, raw)
+            if record is None:  # a blank line
+                return None
+            if record.data is None:
+                errors.append(f"{path}:{line}: {record.error}")
+                return None
+            data = record.data
+        try:
+            return from_canonical(data)
+        except (EventError, ValueError, TypeError) as exc:
+            errors.append(f"{path}:{line}: {exc}")
+            return None
+
     with fh:
-        for line, data, error in read_jsonl_objects(fh):
-            if data is None:
-                errors.append(f"{path}:{line}: {error}")
-                continue
-            try:
-                events.append(from_canonical(data))
-            except (EventError, ValueError, TypeError) as exc:
-                errors.append(f"{path}:{line}: {exc}")
+        events: list[Event] = read_lines(fh, object_readers(), general)
     return events, errors
 
 

@@ -12,12 +12,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import orjson
 import pytest
 from confluent_kafka import KafkaError, Message
 
 from domain.events import SHANGHAI
 from hzbus import native
-from schemas import codec
+from schemas import canonical_fast, codec
 from schemas.samples import sample_event, sample_events
 from sinks.clickhouse import take
 from tests.unit.test_codec_fast import EDGES, SAMPLES
@@ -140,3 +141,62 @@ def test_the_sink_loop_takes_the_same_rows_and_dead_letters_compiled_and_plain()
     assert any(r.startswith("oversized") for r in reasons)
     assert [what for what, _, _ in others].count(take.ERROR) == 1
     assert offsets[("t.deadletter", 2)] == 10 and offsets[("t.obligations", 1)] == 6
+
+
+def canonical_variants(event: Any) -> list[Any]:
+    """The canonical object of ``event`` and unusual variants of it (each field in turn given
+    the wrong kind of value, null, or removed; an unknown field; other ways of writing times)."""
+    obj = codec.to_canonical(event)
+    out = [obj]
+    for name in obj:
+        for value in (None, 1, 1.5, True, "x", [], ["x"], {"a": 1}):
+            out.append({**obj, name: value})
+        out.append({k: v for k, v in obj.items() if k != name})
+    out.append({**obj, "unknown": 1})
+    for moment in ("2026-09-30T10:00:00Z", "2026-09-30T10:00:00.123+08:00", "2026-09-30T10:00:00"):
+        out.append({**obj, "occurred_at": moment})
+    return out
+
+
+def test_the_canonical_reader_reads_the_same_events_compiled_and_plain() -> None:
+    fast = plain("schemas/canonical_fast.py")
+    times = fast.TimeReader(SHANGHAI)
+    maker = fast.EventMaker(type(SAMPLES[0]))
+    for event in SAMPLES + EDGES:
+        built = codec.object_readers()[event.type]
+        again = fast.ObjectReader(
+            built.event_type,
+            built.allowed,
+            [
+                fast.FieldSpec(f.name, f.kind, f.optional, f.symbols, f.item_kind, f.item_symbols, f.pattern)
+                for f in built.fields
+            ],
+            times,
+            maker,
+        )
+        for obj in canonical_variants(event):
+            compiled, interpreted = outcome(built.read, obj), outcome(again.read, obj)
+            assert compiled == interpreted
+            if compiled[0] == "ok" and obj.get("type") == event.type:  # (the type chose the reader)
+                assert compiled == ("ok", codec.from_canonical(obj))
+                assert list(compiled[1].fields) == list(interpreted[1].fields)
+
+
+def test_the_replay_line_loop_reads_the_same_lines_compiled_and_plain() -> None:
+
+    lines = [codec.encode_json(e) + b"\n" for e in SAMPLES]
+    lines[5:5] = [b"\n", b"{not json\n", b"[1]\n", b'{"type": "Nope"}\n', b"\xff\n"]
+    lines[20:20] = [orjson.dumps(v) + b"\n" for v in canonical_variants(SAMPLES[3])]
+    results = []
+    for module in (canonical_fast, plain("schemas/canonical_fast.py")):
+        calls: list[tuple[int, bytes, Any]] = []
+
+        def general(number: int, raw: bytes, value: Any, calls: list[tuple[int, bytes, Any]] = calls) -> Any:
+            calls.append((number, raw, value))
+            return ("general", number)
+
+        results.append((module.read_lines(lines, codec.object_readers(), general), calls))
+    assert results[0] == results[1]
+    events, calls = results[0]
+    assert len(events) == len(lines)
+    assert [c[0] for c in calls][:5] == [6, 7, 8, 9, 10]

@@ -1,0 +1,255 @@
+"""Table-driven reading of canonical JSON objects into events: the fast path of
+``codec.from_canonical`` and the line loop of ``hzbus replay``.
+
+Compiled to a C extension with mypyc when built (``python -m hzbus.native build``;
+docs/performance.md, "Compiled hot paths"); plain Python otherwise, with the same results. It
+replaced the per-schema readers the codec generated with ``exec`` (which mypyc cannot compile).
+It handles the ordinary case only: an object of known fields with values of exactly the
+schema's types, times written ``YYYY-MM-DDTHH:MM:SS+08:00`` or read by ``fromisoformat``.
+Anything else raises (:class:`Slow`, or any error on the way), and the codec's general code
+decides and explains, exactly as before.
+
+This module imports nothing of the project: the codec describes each schema to it
+(:class:`FieldSpec`, with the kinds of ``schemas.avro_fast``) and hands it the event class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any, Final
+
+import orjson
+
+# the kinds of value, as schemas.avro_fast numbers them (codec._Type.kind)
+STRING: Final = 0
+ENUM: Final = 1
+BOOLEAN: Final = 2
+INT: Final = 3
+LONG: Final = 4
+TIMESTAMP: Final = 5
+DATE: Final = 6
+DOUBLE: Final = 7
+FLOAT: Final = 8
+ARRAY: Final = 9
+
+
+class Slow(Exception):
+    """Not the ordinary case: the general reader decides."""
+
+
+class FieldSpec:
+    """One field of a type: its name, kind (and, for an array, its items' kind), whether it
+    may be null or absent, the allowed values of an enum, and the full-match of its pattern."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: int,
+        optional: bool,
+        symbols: frozenset[str],
+        item_kind: int,
+        item_symbols: frozenset[str],
+        pattern: Callable[[str], object] | None,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.optional = optional
+        self.symbols = symbols
+        self.item_kind = item_kind
+        self.item_symbols = item_symbols
+        self.pattern = pattern
+
+
+class TimeReader:
+    """``codec._parse_timestamp`` of an ordinary ISO string in ``zone`` (+08:00); raises
+    otherwise. The usual form, ``2026-09-30T10:00:00+08:00``, is its hour (parsed once,
+    remembered) plus minutes and seconds looked up. An hour is remembered only from a time that
+    ``fromisoformat`` read and that ``isoformat`` writes back identically, so whatever the
+    cache answers, the general parser answers the same."""
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self.hours: dict[str, datetime] = {}
+        self.minute_second: dict[str, timedelta] = {
+            f"{m:02d}:{s:02d}": timedelta(minutes=m, seconds=s) for m in range(60) for s in range(60)
+        }
+
+    def read(self, value: object) -> datetime:
+        if not isinstance(value, str):
+            raise Slow()
+        if len(value) == 25 and value[13] == ":" and value[19:] == "+08:00":
+            hour = self.hours.get(value[:13])
+            if hour is not None:
+                delta = self.minute_second.get(value[14:19])
+                if delta is not None:
+                    return hour + delta
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise Slow()
+        micro = parsed.microsecond
+        if micro % 1000:
+            parsed = parsed.replace(microsecond=micro // 1000 * 1000)
+        local = parsed.astimezone(self.zone)
+        if len(self.hours) < 100_000 and local.isoformat() == value:
+            self.hours[value[:13]] = local.replace(minute=0, second=0)
+        return local
+
+
+class EventMaker:
+    """Builds instances of a frozen, slotted event class with the fields ``type, event_id,
+    source_dept, occurred_at, recorded_at, fields, published_at`` (in that order) through its
+    slots, as ``domain.values.fast_init``'s ``__init__`` does, without the ``__post_init__``
+    check: the reader's times are aware by construction."""
+
+    def __init__(self, cls: type) -> None:
+        names = ("type", "event_id", "source_dept", "occurred_at", "recorded_at", "fields", "published_at")
+        slots = tuple(getattr(cls, "__slots__", ()))
+        if slots != names:
+            raise TypeError(f"{cls.__name__}: expected the slots {names}, got {slots}")
+        self.cls = cls
+        self.new: Callable[[type], Any] = object.__new__
+        setters = [cls.__dict__[n].__set__ for n in names]
+        self.s_type: Callable[[object, object], None] = setters[0]
+        self.s_id: Callable[[object, object], None] = setters[1]
+        self.s_dept: Callable[[object, object], None] = setters[2]
+        self.s_occurred: Callable[[object, object], None] = setters[3]
+        self.s_recorded: Callable[[object, object], None] = setters[4]
+        self.s_fields: Callable[[object, object], None] = setters[5]
+        self.s_published: Callable[[object, object], None] = setters[6]
+
+    def make(
+        self,
+        event_type: str,
+        event_id: str,
+        source_dept: str,
+        occurred_at: datetime,
+        recorded_at: datetime,
+        fields: dict[str, object],
+    ) -> Any:
+        event = self.new(self.cls)
+        self.s_type(event, event_type)
+        self.s_id(event, event_id)
+        self.s_dept(event, source_dept)
+        self.s_occurred(event, occurred_at)
+        self.s_recorded(event, recorded_at)
+        self.s_fields(event, fields)
+        self.s_published(event, None)
+        return event
+
+
+class ObjectReader:
+    """``codec.from_canonical`` of one type for an ordinary, valid object (see the module)."""
+
+    def __init__(
+        self,
+        event_type: str,
+        allowed: frozenset[str],
+        fields: list[FieldSpec],
+        times: TimeReader,
+        maker: EventMaker,
+    ) -> None:
+        self.event_type = event_type
+        self.allowed = allowed
+        self.fields = fields
+        self.times = times
+        self.maker = maker
+
+    def read(self, obj: dict[str, Any]) -> Any:
+        if not self.allowed.issuperset(obj):
+            raise Slow()
+        event_id = obj.get("event_id")
+        source_dept = obj.get("source_dept")
+        if not isinstance(event_id, str) or not isinstance(source_dept, str):
+            raise Slow()
+        times = self.times
+        occurred_at = times.read(obj.get("occurred_at"))
+        recorded_at = times.read(obj.get("recorded_at"))
+        out: dict[str, object] = {}
+        for f in self.fields:
+            v = obj.get(f.name)
+            if v is None:
+                if not f.optional:
+                    raise Slow()
+                out[f.name] = None
+                continue
+            kind = f.kind
+            if kind == ARRAY:
+                if type(v) is not list:
+                    raise Slow()
+                items: list[object] = []
+                for item in v:
+                    items.append(self.value(item, f.item_kind, f.item_symbols))
+                out[f.name] = items
+            else:
+                out[f.name] = self.value(v, kind, f.symbols)
+            pattern = f.pattern
+            if pattern is not None and (type(v) is not str or not pattern(v)):
+                raise Slow()
+        return self.maker.make(self.event_type, event_id, source_dept, occurred_at, recorded_at, out)
+
+    def value(self, v: object, kind: int, symbols: frozenset[str]) -> object:
+        """One value of ``kind`` (not an array), exactly of its JSON type."""
+        if kind == STRING:
+            if type(v) is not str:
+                raise Slow()
+            return v
+        if kind == ENUM:
+            if type(v) is not str or v not in symbols:
+                raise Slow()
+            return v
+        if kind == BOOLEAN:
+            if type(v) is not bool:
+                raise Slow()
+            return v
+        if kind in (INT, LONG):
+            if type(v) is not int:
+                raise Slow()
+            return v
+        if kind in (DOUBLE, FLOAT):
+            if type(v) is float:
+                return v
+            if type(v) is not int:
+                raise Slow()
+            return float(v)
+        if kind == TIMESTAMP:
+            return self.times.read(v)
+        if kind == DATE:
+            if type(v) is not str:
+                raise Slow()
+            return date.fromisoformat(v)
+        raise Slow()
+
+
+def read_lines(
+    lines: Iterable[bytes],
+    readers: dict[str, ObjectReader],
+    general: Callable[[int, bytes, object], Any],
+) -> list[Any]:
+    """The events of canonical-JSON ``lines`` (numbered from 1), in order: each line that orjson
+    reads as an object of a known type in the ordinary case is read here; any other line goes
+    to ``general(number, raw, value)`` (``value`` is what orjson read, or None), which returns
+    the event or None (a blank or bad line, which it reports itself)."""
+    events: list[Any] = []
+    loads = orjson.loads
+    number = 0
+    for raw in lines:
+        number += 1
+        try:
+            value = loads(raw)
+        except orjson.JSONDecodeError:
+            value = None
+        if type(value) is dict:
+            event_type = value.get("type")
+            if type(event_type) is str:
+                reader = readers.get(event_type)
+                if reader is not None:
+                    try:
+                        events.append(reader.read(value))
+                        continue
+                    except Exception:  # not the ordinary case: the general path decides
+                        pass
+        event = general(number, raw, value)
+        if event is not None:
+            events.append(event)
+    return events

@@ -37,6 +37,15 @@ MODULES = (
     "schemas/admission.py",
     "sinks/clickhouse/rows.py",
     "sinks/clickhouse/take.py",
+    "domain/obligations/engine.py",
+    "domain/obligations/state.py",
+    "domain/obligations/keys.py",
+    "domain/obligations/rules/_common.py",
+    "domain/obligations/rules/cases.py",
+    "domain/obligations/rules/complaints.py",
+    "domain/obligations/rules/determinations.py",
+    "domain/obligations/rules/meetings.py",
+    "domain/obligations/rules/sharing.py",
 )
 BUILD_DIR = ROOT / "build" / "native"
 STAMP = BUILD_DIR / "stamp"

@@ -1,9 +1,12 @@
 """The obligation engine [湖政办发〔2016〕98号]: the clocks of domain.md as pure functions of
 events, a calendar and a moment. See docs/obligations.md.
 
-Standard library and ``domain.*`` only; no function reads the clock.
+Standard library and ``domain.*`` only; no function reads the clock. The engine, the state,
+the keys and the rules are compiled with mypyc when built (``hzbus/native.py``); the check
+(``_guard``) refuses an extension built from other sources than those in the tree.
 """
 
+from domain.obligations import _guard  # noqa: F401  (first: a stale compiled module would run old code)
 from domain.obligations.engine import (
     RULES,
     Evaluation,

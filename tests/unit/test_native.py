@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import shutil
+import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -200,3 +201,65 @@ def test_the_replay_line_loop_reads_the_same_lines_compiled_and_plain() -> None:
     events, calls = results[0]
     assert len(events) == len(lines)
     assert [c[0] for c in calls][:5] == [6, 7, 8, 9, 10]
+
+
+#: run in a fresh interpreter that imports each compiled module from its ``.py`` source
+_PLAIN_PYTHON = """
+import importlib.util, sys
+from hzbus import native
+class Plain:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        source = name.replace(".", "/") + ".py"
+        if source in native.MODULES:
+            return importlib.util.spec_from_file_location(name, native.ROOT / source)
+        return None
+sys.meta_path.insert(0, Plain)
+from tests.unit.test_native import engine_results
+import domain.obligations.engine as engine, domain.obligations.rules.cases as cases
+assert engine.__file__.endswith(".py") and cases.__file__.endswith(".py"), engine.__file__
+sys.stdout.write(engine_results())
+"""
+
+
+def engine_results() -> str:
+    """What the obligation engine gives for the sample events, in batch and streaming, as text."""
+    from domain.obligations import engine
+    from hzbus.calendar_source import load_calendar
+
+    calendar = load_calendar()
+    events = sample_events(400)
+    events = events + events[::7]  # duplicates, out of order
+    out: list[Any] = []
+    for as_of in ("2026-10-05T12:00:00+08:00", "2026-11-20T00:00:00+08:00", "2027-02-01T00:00:00+00:00"):
+        moment = datetime.fromisoformat(as_of)
+        result = engine.evaluate_events(events, moment, calendar)
+        out.append([o.to_dict() for o in result.obligations])
+        out.append([f.to_dict() for f in result.findings])
+        out.append(
+            [(k, [e.event_id for e in s.events], len(s.obligations)) for k, s in result.states.items()]
+        )
+    states: dict[str, Any] = {}
+    now = datetime.fromisoformat("2026-09-21T00:00:00+08:00")
+    for event in events:
+        for key in engine.correlation_keys(event):
+            state, changes = engine.apply(states.get(key) or engine.KeyState(key), event, calendar, now)
+            states[key] = state
+            out.append([repr(c) for c in changes])
+    for key, state in states.items():
+        state, changes = engine.advance(state, datetime.fromisoformat("2027-01-05T00:00:00+08:00"), calendar)
+        out.append(
+            [key, [repr(c) for c in changes], engine.next_wakeup(state, calendar), engine.due_times(state)]
+        )
+        out.append([repr(c) for c in engine.restate(state, calendar)])
+    return repr(out)
+
+
+def test_the_obligation_engine_gives_the_same_results_compiled_and_plain() -> None:
+    """The engine, state, keys and rules as built (compiled) and from their sources (plain
+    Python, in an interpreter that imports only ``.py`` files): the same obligations,
+    findings, states and streaming changes."""
+    plain_run = subprocess.run(
+        [sys.executable, "-c", _PLAIN_PYTHON], cwd=native.ROOT, capture_output=True, text=True, check=True
+    )
+    assert engine_results() == plain_run.stdout

@@ -57,6 +57,7 @@ from hzbus.failpoints import reached
 from hzbus.topics import TopicSpec, event_families, event_topics, topic_name
 from producers.publisher import HISTORICAL_HEADER
 from schemas import admission, codec
+from stream_processors.consumer import install as install_consumer
 from stream_processors.envelope import (
     EVENT,
     TICKS,
@@ -243,6 +244,7 @@ def build_app(
         broker_session_timeout=settings.kafka_session_timeout,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout / 3),
     )
+    install_consumer(app)  # Faust's consumer without its read-offset race (stream_processors/consumer.py)
     sources = app.topic(*event_topics(prefix), key_type=bytes, value_type=bytes)
     families = {topic_name(prefix, family): family for family in event_families()}
     by_key = app.topic(topic_name(prefix, "by-key"), partitions=partitions, key_type=bytes, value_type=bytes)

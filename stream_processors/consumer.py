@@ -1,0 +1,90 @@
+"""The worker's Faust consumer: faust-streaming's aiokafka consumer with its read-offset race fixed.
+
+Faust reads records in a fetcher task (``Consumer._drain_messages``): for each record it awaits
+the hand-over to the streams (``callback(message)``), *then* records the record's offset as read
+(``_read_offset[tp] = offset``); a later record below the read offset is dropped as already
+seen. When a rebalance happens during that await, the consumer seeks every partition back to
+its committed offset (``perform_seek``: read offset = committed offset) *before* the hand-over
+returns, and the pending write then puts the read offset back where the old fetch was. The
+records between the committed offset and that point are re-fetched and dropped as already
+read, so no stream acknowledges them, and ``Consumer._new_offset`` commits nothing on a
+partition whose first acknowledged offset is more than one past its committed offset: the
+partition is never committed again while the worker lives (its records are not lost: a
+restarted worker reads them again from the committed offset).
+
+Seen in the crash test as the worker that stops committing the alerts topic after a series of
+restarts (docs/reliability.md), with every stalled partition committed at 3-4 and its
+acknowledged offsets starting at 16-17, no gap recorded, read offsets past them.
+
+The fix, in :meth:`HzConsumer.getmany` (the iterator the fetcher task reads): when the consumer
+generation changed while a record was handed over (Faust's own ``getmany`` already stops at
+the next record, ``Generation id changed``), the read offset that record left is undone: set
+back to what ``perform_seek`` gave the partition when it ran in the new generation, or removed
+when that seek is still to come (it sets the offset then). The dropped records are then read
+again and acknowledged, and commits go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+
+log = logging.getLogger("hzbus.worker")
+
+
+class HzConsumer(AIOKafkaConsumer):
+    """faust-streaming's aiokafka consumer, without the stale read offset after a rebalance."""
+
+    _hz_seek_generation: int | None = None
+    _hz_seeked: dict[Any, int | None]
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets, remembering the read offsets it set and in
+        which generation."""
+        generation = self.app.consumer_generation_id
+        await super().perform_seek()
+        self._hz_seeked = dict(self._read_offset)
+        self._hz_seek_generation = generation
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        generation = self.app.consumer_generation_id
+        records: Any = super().getmany(timeout)  # an async generator
+        try:
+            async for tp, message in records:
+                yield tp, message
+                # Resumed when the fetcher asks for the next record: the one above is handed
+                # over and its offset written as read.
+                if self.app.consumer_generation_id != generation:
+                    self._undo_stale_read_offset(tp, message.offset)
+                    return
+        finally:
+            await records.aclose()
+
+    def _undo_stale_read_offset(self, tp: Any, offset: int) -> None:
+        if self._read_offset.get(tp) != offset:
+            return  # the seek came after the write: nothing stale
+        now = self.app.consumer_generation_id
+        if self._hz_seek_generation == now and tp in self._hz_seeked:
+            restored = self._hz_seeked[tp]
+            self._read_offset[tp] = restored
+        else:  # the new generation's seek is still to come (and sets it), or tp is not ours now
+            restored = None
+            self._read_offset.pop(tp, None)
+        log.info(
+            "%s[%d]: offset %d was handed over across a rebalance; read offset set back to %s "
+            "(the records from there are read again)",
+            tp.topic,
+            tp.partition,
+            offset,
+            restored,
+        )
+
+
+def install(app: Any) -> None:
+    """Make ``app`` use :class:`HzConsumer` (before its consumer is first used)."""
+    if app._consumer is not None:
+        raise RuntimeError("install the consumer class before the app's consumer is created")
+    app.transport.Consumer = HzConsumer

@@ -1,0 +1,91 @@
+"""The worker's consumer: Faust's read-offset race during a rebalance, undone
+(stream_processors/consumer.py; docs/reliability.md, the alerts-commit stall).
+
+The fetcher task's steps are played here in the order the race takes: a record is handed over,
+a rebalance seeks the partition back to its committed offset meanwhile, and the hand-over's
+pending write of the read offset comes after the seek. No broker: the consumer object is the
+worker's own, its parent's fetch and seek replaced by the records and offsets of the scenario.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
+from faust.types import TP
+
+from hzbus.calendar_source import load_calendar
+from hzbus.config import load_settings
+from stream_processors.consumer import HzConsumer
+from stream_processors.worker import build_app
+
+ALERTS = TP("comp.alerts", 3)
+
+
+def record(offset: int) -> Any:
+    return SimpleNamespace(offset=offset, tp=ALERTS)
+
+
+@pytest.fixture
+def consumer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    app = build_app(load_settings(), load_calendar(), prefix="comp", datadir=tmp_path, store="memory://")
+    consumer = app.consumer
+    app.consumer_generation_id = 1
+
+    async def fetched(self: Any, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        for offset in (15, 16, 17):  # one fetch of the old generation
+            yield ALERTS, record(offset)
+
+    async def committed(self: Any) -> dict[TP, int]:
+        return {ALERTS: 4}
+
+    monkeypatch.setattr(FaustConsumer, "getmany", fetched)
+    monkeypatch.setattr(FaustConsumer, "seek_to_committed", committed)
+    return consumer
+
+
+def drain(consumer: Any, rebalance_during: int | None, seek: bool) -> list[int]:
+    """What Faust's fetcher does with each record (hand over, then mark as read), with a
+    rebalance (and, with ``seek``, its seek to the committed offsets) during one hand-over."""
+
+    async def run() -> list[int]:
+        handed = []
+        async for tp, message in consumer.getmany(timeout=1.0):
+            handed.append(message.offset)
+            if message.offset == rebalance_during:
+                consumer.app.consumer_generation_id += 1
+                if seek:
+                    await consumer.perform_seek()
+            consumer._read_offset[tp] = message.offset  # the hand-over returned: marked as read
+        return handed
+
+    return asyncio.run(run())
+
+
+def test_the_worker_app_uses_the_fixed_consumer(consumer: Any) -> None:
+    assert isinstance(consumer, HzConsumer)
+
+
+def test_a_read_offset_written_after_the_rebalance_seek_is_set_back_to_the_committed_offset(
+    consumer: Any,
+) -> None:
+    handed = drain(consumer, rebalance_during=16, seek=True)
+    assert handed == [15, 16]  # the rest of the old fetch is not handed over
+    # the records 4..16 are read again (not dropped as already read) and acknowledged anew
+    assert consumer._read_offset[ALERTS] == 4
+
+
+def test_a_read_offset_written_before_the_new_generation_s_seek_is_removed(consumer: Any) -> None:
+    handed = drain(consumer, rebalance_during=16, seek=False)
+    assert handed == [15, 16]
+    assert ALERTS not in consumer._read_offset  # the seek to come sets it
+
+
+def test_without_a_rebalance_every_record_is_handed_over_and_marked_read(consumer: Any) -> None:
+    assert drain(consumer, rebalance_during=None, seek=False) == [15, 16, 17]
+    assert consumer._read_offset[ALERTS] == 17

@@ -40,6 +40,7 @@ MODULES = (
     "domain/obligations/engine.py",
     "domain/obligations/state.py",
     "domain/obligations/keys.py",
+    "domain/obligations/lines.py",
     "domain/obligations/rules/_common.py",
     "domain/obligations/rules/cases.py",
     "domain/obligations/rules/complaints.py",

@@ -24,6 +24,7 @@ import orjson
 from domain.calendar import WorkingDayCalendar, shanghai_date
 from domain.events import Event
 from domain.obligations import KINDS, STATUSES, Evaluation, evaluate_events
+from domain.obligations.lines import write_lines
 from hzbus.calendar_source import load_calendar
 from hzbus.errors import UserError
 from hzbus.tables import render
@@ -173,16 +174,12 @@ _LINE = orjson.OPT_APPEND_NEWLINE
 
 def write_jsonl(result: Evaluation, out: IO[bytes], with_findings: bool = False) -> None:
     """Each obligation (then, ``with_findings``, each finding) as one line of JSON: its
-    ``to_dict()``. orjson serialises the frozen dataclasses directly, field by field in their
-    declared order (``to_dict``'s order), times as ``isoformat()`` writes them (for offsets in
-    whole minutes, as every time of the engine is: +08:00); tests/unit/test_replay.py checks
-    the lines against ``to_dict``. One line per write: a buffered writer, no big string."""
-    write, dumps = out.write, orjson.dumps
-    for o in result.obligations:
-        write(dumps(o, option=_LINE))
-    if with_findings:
-        for f in result.findings:
-            write(dumps(f, option=_LINE))
+    ``to_dict()``. orjson serialises the values of each (``domain.obligations.lines``, compiled:
+    the fields in their declared order, ``to_dict``'s, times as datetimes, which orjson writes as
+    ``isoformat()`` does for offsets in whole minutes, as every time of the engine is: +08:00);
+    tests/unit/test_replay.py checks the lines against ``to_dict``. One line per write: a
+    buffered writer, no big string."""
+    write_lines(result.obligations, result.findings if with_findings else (), orjson.dumps, _LINE, out.write)
     out.flush()
 
 

@@ -8,7 +8,8 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -263,3 +264,38 @@ def test_the_obligation_engine_gives_the_same_results_compiled_and_plain() -> No
         [sys.executable, "-c", _PLAIN_PYTHON], cwd=native.ROOT, capture_output=True, text=True, check=True
     )
     assert engine_results() == plain_run.stdout
+
+
+def test_the_replay_lines_are_the_same_compiled_and_plain_and_those_of_to_dict() -> None:
+    from domain.obligations import Finding, evaluate_events, lines
+    from hzbus.calendar_source import load_calendar
+
+    result = evaluate_events(sample_events(400), datetime(2026, 11, 20, tzinfo=SHANGHAI), load_calendar())
+    odd = datetime(2026, 10, 1, 1, 2, 3, 4000, tzinfo=timezone(timedelta(hours=-3, minutes=-30)))
+    obligations = [
+        *result.obligations,
+        replace(result.obligations[0], started_at=odd, extension_reason="情况复杂"),
+    ]
+    findings = [
+        Finding(
+            "incomplete_transfer:C1:e1",
+            "incomplete_transfer",
+            "C1",
+            "HZ-ZFJ",
+            odd,
+            "协作机制 二(二)",
+            "r",
+            ("evidence",),
+        ),
+        Finding(
+            "urgent_transfer_without_stop:C1:e1", "urgent_transfer_without_stop", "C1", "X", odd, "c", "r"
+        ),
+    ]
+    written = []
+    for module in (lines, plain("domain/obligations/lines.py")):
+        out: list[bytes] = []
+        module.write_lines(obligations, findings, orjson.dumps, orjson.OPT_APPEND_NEWLINE, out.append)
+        written.append(out)
+    expected = [orjson.dumps(o.to_dict()) + b"\n" for o in obligations]
+    expected += [orjson.dumps(f.to_dict()) + b"\n" for f in findings]
+    assert written[0] == written[1] == expected

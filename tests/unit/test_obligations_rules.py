@@ -631,3 +631,28 @@ def test_an_urgent_case_transferred_without_a_prior_stop_order_is_a_finding() ->
     (f,) = findings(fold("case:C1", [urgent, transfer, stop_after]), at("2026-11-30 00:00"))
     assert (f.kind, f.clause) == ("urgent_transfer_without_stop", "协作机制 二(一)")
     assert findings(fold("case:C1", [urgent, transfer, stop_before]), at("2026-11-30 00:00")) == []
+
+
+def test_settle_builds_each_obligation_with_every_field_as_its_init_would() -> None:
+    from dataclasses import fields
+
+    from domain.obligations.rules import _common
+
+    assert tuple(f.name for f in fields(Obligation)) == _common.SETTLED_FIELDS
+    assert not hasattr(Obligation, "__post_init__")
+    at = datetime(2026, 9, 30, 10, tzinfo=SHANGHAI)
+    event = Event("ApprovalIssued", "e1", "HZ-SJJ", at, at, {"approval_id": "A1"})
+    built = _common.settle(
+        kind="approval_share",
+        ref="A1",
+        responsible="HZ-SJJ",
+        trigger=event,
+        started_at=event.occurred_at,
+        deadline=CAL.add_working_days(event.occurred_at, 3),
+        fulfilment=None,
+        as_of=event.occurred_at,
+        calendar=CAL,
+        period=3,
+    )
+    assert built == Obligation(**{f.name: getattr(built, f.name) for f in fields(Obligation)})
+    assert built.obligation_id == "approval_share:A1" and built.status == "open"

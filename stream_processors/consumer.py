@@ -18,10 +18,11 @@ acknowledged offsets starting at 16-17, no gap recorded, read offsets past them.
 
 The fix, in :meth:`HzConsumer.getmany` (the iterator the fetcher task reads): when the consumer
 generation changed while a record was handed over (Faust's own ``getmany`` already stops at
-the next record, ``Generation id changed``), the read offset that record left is undone: set
-back to what ``perform_seek`` gave the partition when it ran in the new generation, or removed
-when that seek is still to come (it sets the offset then). The dropped records are then read
-again and acknowledged, and commits go on.
+the next record, ``Generation id changed``), the partition is read again from its committed
+offset: seeked there again (fetch position and read offset) when the new generation's
+``perform_seek`` has run, or its read offset removed when that seek is still to come (it sets
+both then). The dropped records are read again and acknowledged, and commits go on. The
+records read twice are handled twice, which every agent of the worker allows (at-least-once).
 """
 
 from __future__ import annotations
@@ -58,28 +59,32 @@ class HzConsumer(AIOKafkaConsumer):
                 # Resumed when the fetcher asks for the next record: the one above is handed
                 # over and its offset written as read.
                 if self.app.consumer_generation_id != generation:
-                    self._undo_stale_read_offset(tp, message.offset)
+                    await self._read_again(tp, message.offset)
                     return
         finally:
             await records.aclose()
 
-    def _undo_stale_read_offset(self, tp: Any, offset: int) -> None:
+    async def _read_again(self, tp: Any, offset: int) -> None:
+        """After a record's hand-over spanned a rebalance: read its partition again from the
+        committed offset, as the new generation's seek meant to."""
         if self._read_offset.get(tp) != offset:
             return  # the seek came after the write: nothing stale
-        now = self.app.consumer_generation_id
-        if self._hz_seek_generation == now and tp in self._hz_seeked:
-            restored = self._hz_seeked[tp]
-            self._read_offset[tp] = restored
+        if self._hz_seek_generation == self.app.consumer_generation_id and tp in self._hz_seeked:
+            # Seek again, fetch position and read offset together: a read offset set back
+            # alone, while the fetch went on from the old position, would make Faust take the
+            # records in between for a gap (offsets without records) and commit past them.
+            committed = self._hz_seeked[tp]
+            await self.seek_wait({tp: committed or 0})  # 0: none committed, the reset policy decides
+            again: int | None = committed
         else:  # the new generation's seek is still to come (and sets it), or tp is not ours now
-            restored = None
+            again = None
             self._read_offset.pop(tp, None)
-        log.info(
-            "%s[%d]: offset %d was handed over across a rebalance; read offset set back to %s "
-            "(the records from there are read again)",
+        log.warning(
+            "%s[%d]: offset %d was handed over across a rebalance; read again from %s",
             tp.topic,
             tp.partition,
             offset,
-            restored,
+            "the committed offset" if again is None else again,
         )
 
 

@@ -44,8 +44,15 @@ def consumer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     async def committed(self: Any) -> dict[TP, int]:
         return {ALERTS: 4}
 
+    async def seek_wait(self: Any, partitions: dict[TP, int]) -> None:  # the fetch position too
+        self.seeks.append(dict(partitions))
+        for tp, offset in partitions.items():
+            self._read_offset[tp] = offset
+
     monkeypatch.setattr(FaustConsumer, "getmany", fetched)
     monkeypatch.setattr(FaustConsumer, "seek_to_committed", committed)
+    monkeypatch.setattr(FaustConsumer, "seek_wait", seek_wait)
+    consumer.seeks = []
     return consumer
 
 
@@ -71,12 +78,13 @@ def test_the_worker_app_uses_the_fixed_consumer(consumer: Any) -> None:
     assert isinstance(consumer, HzConsumer)
 
 
-def test_a_read_offset_written_after_the_rebalance_seek_is_set_back_to_the_committed_offset(
+def test_a_read_offset_written_after_the_rebalance_seek_makes_the_partition_read_again_from_its_commit(
     consumer: Any,
 ) -> None:
     handed = drain(consumer, rebalance_during=16, seek=True)
     assert handed == [15, 16]  # the rest of the old fetch is not handed over
-    # the records 4..16 are read again (not dropped as already read) and acknowledged anew
+    # the records 4..16 are fetched again (not dropped as already read) and acknowledged anew
+    assert consumer.seeks == [{ALERTS: 4}]
     assert consumer._read_offset[ALERTS] == 4
 
 
@@ -84,8 +92,10 @@ def test_a_read_offset_written_before_the_new_generation_s_seek_is_removed(consu
     handed = drain(consumer, rebalance_during=16, seek=False)
     assert handed == [15, 16]
     assert ALERTS not in consumer._read_offset  # the seek to come sets it
+    assert consumer.seeks == []
 
 
 def test_without_a_rebalance_every_record_is_handed_over_and_marked_read(consumer: Any) -> None:
     assert drain(consumer, rebalance_during=None, seek=False) == [15, 16, 17]
     assert consumer._read_offset[ALERTS] == 17
+    assert consumer.seeks == []

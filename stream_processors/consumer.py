@@ -39,34 +39,54 @@ log = logging.getLogger("hzbus.worker")
 class HzConsumer(AIOKafkaConsumer):
     """faust-streaming's aiokafka consumer, without the stale read offset after a rebalance."""
 
-    _hz_seek_generation: int | None = None
-    _hz_seeked: dict[Any, int | None]
+    _hz_seeks = 0  # perform_seek calls completed
+    _hz_seeked: dict[Any, int | None]  # the read offsets the last one set
+    _hz_seek_generation: int | None = None  # the consumer generation it ran in
 
     async def perform_seek(self) -> None:
-        """Faust's seek to the committed offsets, remembering the read offsets it set and in
-        which generation."""
+        """Faust's seek to the committed offsets, then the partitions it did not move: aiokafka's
+        ``seek_to_committed`` seeks only partitions with a committed offset above 0, and leaves
+        the others where their last fetch ended. Records fetched there before a rebalance and
+        not yet handed over (Faust drops them when the generation changes) or still in a
+        stream's buffer (cleared on revocation) would be skipped, and with no committed offset
+        Faust commits past them: those partitions are seeked to offset 0 (the reset policy,
+        earliest here, decides where that is). Table changelogs are left to the recovery."""
         generation = self.app.consumer_generation_id
         await super().perform_seek()
+        changelogs = self.app.tables.changelog_topics
+        assigned = self.assignment()
+        rewind = {
+            tp: 0
+            for tp, o in self._read_offset.items()
+            if not o and tp in assigned and tp.topic not in changelogs
+        }
+        if rewind:
+            await self.seek_wait(rewind)
         self._hz_seeked = dict(self._read_offset)
         self._hz_seek_generation = generation
+        self._hz_seeks += 1
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
         generation = self.app.consumer_generation_id
         records: Any = super().getmany(timeout)  # an async generator
         try:
             async for tp, message in records:
+                seeks = self._hz_seeks
                 yield tp, message
                 # Resumed when the fetcher asks for the next record: the one above is handed
-                # over and its offset written as read.
-                if self.app.consumer_generation_id != generation:
+                # over and its offset written as read. A seek to the committed offsets during
+                # the hand-over (a rebalance, or the end of a table recovery: Faust resumes the
+                # partitions before it seeks them) made that write stale, and the rest of this
+                # fetch predates the seek.
+                if self._hz_seeks != seeks or self.app.consumer_generation_id != generation:
                     await self._read_again(tp, message.offset)
                     return
         finally:
             await records.aclose()
 
     async def _read_again(self, tp: Any, offset: int) -> None:
-        """After a record's hand-over spanned a rebalance: read its partition again from the
-        committed offset, as the new generation's seek meant to."""
+        """After a record's hand-over spanned a seek to the committed offsets: read its
+        partition again from there, as the seek meant to."""
         if self._read_offset.get(tp) != offset:
             return  # the seek came after the write: nothing stale
         if self._hz_seek_generation == self.app.consumer_generation_id and tp in self._hz_seeked:
@@ -76,11 +96,11 @@ class HzConsumer(AIOKafkaConsumer):
             committed = self._hz_seeked[tp]
             await self.seek_wait({tp: committed or 0})  # 0: none committed, the reset policy decides
             again: int | None = committed
-        else:  # the new generation's seek is still to come (and sets it), or tp is not ours now
+        else:  # a new generation's seek is still to come (and sets it), or tp is not ours now
             again = None
             self._read_offset.pop(tp, None)
         log.warning(
-            "%s[%d]: offset %d was handed over across a rebalance; read again from %s",
+            "%s[%d]: offset %d was handed over across a seek to the committed offsets; read again from %s",
             tp.topic,
             tp.partition,
             offset,

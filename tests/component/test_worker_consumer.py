@@ -41,8 +41,8 @@ def consumer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         for offset in (15, 16, 17):  # one fetch of the old generation
             yield ALERTS, record(offset)
 
-    async def committed(self: Any) -> dict[TP, int]:
-        return {ALERTS: 4}
+    async def committed(self: Any) -> dict[TP, int | None]:
+        return {ALERTS: consumer.committed}  # what aiokafka's seek_to_committed returns
 
     async def seek_wait(self: Any, partitions: dict[TP, int]) -> None:  # the fetch position too
         self.seeks.append(dict(partitions))
@@ -52,20 +52,24 @@ def consumer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(FaustConsumer, "getmany", fetched)
     monkeypatch.setattr(FaustConsumer, "seek_to_committed", committed)
     monkeypatch.setattr(FaustConsumer, "seek_wait", seek_wait)
+    monkeypatch.setattr(FaustConsumer, "assignment", lambda self: {ALERTS})
     consumer.seeks = []
+    consumer.committed = 4
     return consumer
 
 
-def drain(consumer: Any, rebalance_during: int | None, seek: bool) -> list[int]:
+def drain(consumer: Any, rebalance_during: int | None, seek: bool, new_generation: bool = True) -> list[int]:
     """What Faust's fetcher does with each record (hand over, then mark as read), with a
-    rebalance (and, with ``seek``, its seek to the committed offsets) during one hand-over."""
+    rebalance (and, with ``seek``, its seek to the committed offsets) during one hand-over;
+    without ``new_generation``, a seek alone (the end of a table recovery: Faust resumes the
+    partitions, then seeks them)."""
 
     async def run() -> list[int]:
         handed = []
         async for tp, message in consumer.getmany(timeout=1.0):
             handed.append(message.offset)
             if message.offset == rebalance_during:
-                consumer.app.consumer_generation_id += 1
+                consumer.app.consumer_generation_id += new_generation
                 if seek:
                     await consumer.perform_seek()
             consumer._read_offset[tp] = message.offset  # the hand-over returned: marked as read
@@ -85,6 +89,30 @@ def test_a_read_offset_written_after_the_rebalance_seek_makes_the_partition_read
     assert handed == [15, 16]  # the rest of the old fetch is not handed over
     # the records 4..16 are fetched again (not dropped as already read) and acknowledged anew
     assert consumer.seeks == [{ALERTS: 4}]
+    assert consumer._read_offset[ALERTS] == 4
+
+
+def test_a_seek_in_the_same_generation_during_a_hand_over_makes_the_partition_read_again(
+    consumer: Any,
+) -> None:
+    handed = drain(consumer, rebalance_during=16, seek=True, new_generation=False)
+    assert handed == [15, 16]
+    assert consumer.seeks == [{ALERTS: 4}]
+    assert consumer._read_offset[ALERTS] == 4
+
+
+@pytest.mark.parametrize("committed", [None, 0])
+def test_a_partition_without_a_committed_offset_is_rewound_by_the_seek(consumer: Any, committed: Any) -> None:
+    """aiokafka's seek_to_committed leaves such a partition where its last fetch ended: the
+    records fetched there and not handed over before a rebalance would be skipped."""
+    consumer.committed = committed
+    asyncio.run(consumer.perform_seek())
+    assert consumer.seeks == [{ALERTS: 0}]
+
+
+def test_a_partition_with_a_committed_offset_is_left_to_aiokafka_s_seek(consumer: Any) -> None:
+    asyncio.run(consumer.perform_seek())
+    assert consumer.seeks == []
     assert consumer._read_offset[ALERTS] == 4
 
 

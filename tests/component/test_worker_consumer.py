@@ -25,10 +25,11 @@ from stream_processors.consumer import HzConsumer
 from stream_processors.worker import build_app
 
 ALERTS = TP("comp.alerts", 3)
+CHANGELOG = TP("comp-worker-obligation-state-changelog", 3)  # a table's: the recovery's business
 
 
-def record(offset: int) -> Any:
-    return SimpleNamespace(offset=offset, tp=ALERTS)
+def record(offset: int, tp: TP = ALERTS) -> Any:
+    return SimpleNamespace(offset=offset, tp=tp)
 
 
 @pytest.fixture
@@ -38,11 +39,11 @@ def consumer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     app.consumer_generation_id = 1
 
     async def fetched(self: Any, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
-        for offset in (15, 16, 17):  # one fetch of the old generation
-            yield ALERTS, record(offset)
+        for tp, offset in ((ALERTS, 15), (ALERTS, 16), (CHANGELOG, 7), (ALERTS, 17)):  # one fetch
+            yield tp, record(offset, tp)
 
     async def committed(self: Any) -> dict[TP, int | None]:
-        return {ALERTS: consumer.committed}  # what aiokafka's seek_to_committed returns
+        return {ALERTS: consumer.test_committed}  # what aiokafka's seek_to_committed returns
 
     async def seek_wait(self: Any, partitions: dict[TP, int]) -> None:  # the fetch position too
         self.seeks.append(dict(partitions))
@@ -54,7 +55,7 @@ def consumer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(FaustConsumer, "seek_wait", seek_wait)
     monkeypatch.setattr(FaustConsumer, "assignment", lambda self: {ALERTS})
     consumer.seeks = []
-    consumer.committed = 4
+    consumer.test_committed = 4
     return consumer
 
 
@@ -72,7 +73,8 @@ def drain(consumer: Any, rebalance_during: int | None, seek: bool, new_generatio
                 consumer.app.consumer_generation_id += new_generation
                 if seek:
                     await consumer.perform_seek()
-            consumer._read_offset[tp] = message.offset  # the hand-over returned: marked as read
+            if tp == ALERTS:
+                consumer._read_offset[tp] = message.offset  # the hand-over returned: marked as read
         return handed
 
     return asyncio.run(run())
@@ -86,7 +88,7 @@ def test_a_read_offset_written_after_the_rebalance_seek_makes_the_partition_read
     consumer: Any,
 ) -> None:
     handed = drain(consumer, rebalance_during=16, seek=True)
-    assert handed == [15, 16]  # the rest of the old fetch is not handed over
+    assert handed == [15, 16, 7]  # the rest of the old fetch is not handed over, but a changelog's
     # the records 4..16 are fetched again (not dropped as already read) and acknowledged anew
     assert consumer.seeks == [{ALERTS: 4}]
     assert consumer._read_offset[ALERTS] == 4
@@ -96,7 +98,7 @@ def test_a_seek_in_the_same_generation_during_a_hand_over_makes_the_partition_re
     consumer: Any,
 ) -> None:
     handed = drain(consumer, rebalance_during=16, seek=True, new_generation=False)
-    assert handed == [15, 16]
+    assert handed == [15, 16, 7]
     assert consumer.seeks == [{ALERTS: 4}]
     assert consumer._read_offset[ALERTS] == 4
 
@@ -105,7 +107,7 @@ def test_a_seek_in_the_same_generation_during_a_hand_over_makes_the_partition_re
 def test_a_partition_without_a_committed_offset_is_rewound_by_the_seek(consumer: Any, committed: Any) -> None:
     """aiokafka's seek_to_committed leaves such a partition where its last fetch ended: the
     records fetched there and not handed over before a rebalance would be skipped."""
-    consumer.committed = committed
+    consumer.test_committed = committed
     asyncio.run(consumer.perform_seek())
     assert consumer.seeks == [{ALERTS: 0}]
 
@@ -118,12 +120,12 @@ def test_a_partition_with_a_committed_offset_is_left_to_aiokafka_s_seek(consumer
 
 def test_a_read_offset_written_before_the_new_generation_s_seek_is_removed(consumer: Any) -> None:
     handed = drain(consumer, rebalance_during=16, seek=False)
-    assert handed == [15, 16]
+    assert handed == [15, 16, 7]
     assert ALERTS not in consumer._read_offset  # the seek to come sets it
     assert consumer.seeks == []
 
 
 def test_without_a_rebalance_every_record_is_handed_over_and_marked_read(consumer: Any) -> None:
-    assert drain(consumer, rebalance_during=None, seek=False) == [15, 16, 17]
+    assert drain(consumer, rebalance_during=None, seek=False) == [15, 16, 7, 17]
     assert consumer._read_offset[ALERTS] == 17
     assert consumer.seeks == []

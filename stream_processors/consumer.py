@@ -24,11 +24,11 @@ committed offsets and sets the read offsets to match. Two things went wrong ther
 
 What :class:`HzConsumer` does: ``perform_seek`` also seeks the partitions aiokafka left alone to
 offset 0 (the reset policy, earliest here, decides where that is), and the fetcher's iterator
-(``getmany``) notices a hand-over during which a seek ran (or a new generation began): it seeks
-that record's partition again to its committed offset once the seek is over, and hands over no
-more of that fetch's records (fetched before the seek: they are fetched again). Table changelogs
-are left to Faust's recovery. Records read twice are handled twice, which every agent of the
-worker allows (at-least-once).
+(``getmany``) notices a hand-over during which a seek ran (or a new generation began): it hands
+over no more of that fetch's records (they may predate the seek) and, once the seek is over,
+seeks that record's partition and those of the records left out to their committed offsets
+again. Table changelogs are left to Faust's recovery. Records read twice are handled twice,
+which every agent of the worker allows (at-least-once).
 
 Related reports: faust-streaming/faust#216 (a partition kept after a rebalance skips events),
 robinhood/faust#681 and faust-streaming/faust#318 (offsets no longer committed after a partition
@@ -78,44 +78,53 @@ class HzConsumer(AIOKafkaConsumer):
         generation = self.app.consumer_generation_id
         changelogs = self.app.tables.changelog_topics
         records: Any = super().getmany(timeout)  # an async generator
-        stale = False
+        again: set[Any] = set()  # partitions to read again from their committed offsets
         try:
             async for tp, message in records:
                 if tp.topic in changelogs:  # the recovery's business
                     yield tp, message
                     continue
-                if stale:
-                    continue  # fetched before the seek: fetched again after it
+                if again:
+                    again.add(tp)  # this fetch may predate the seek: not handed over, read again
+                    continue
                 epoch = self._hz_epoch
                 yield tp, message
                 # Resumed when the fetcher asks for the next record: the one above is handed
-                # over and its offset written as read.
+                # over and its offset written as read, perhaps over what a seek just set.
                 if epoch % 2 or epoch != self._hz_epoch or generation != self.app.consumer_generation_id:
-                    stale = True
-                    await self._read_again(tp, message.offset)
+                    again.add(tp)
+                    log.warning(
+                        "%s[%d]: offset %d was handed over during a seek to the committed offsets",
+                        tp.topic,
+                        tp.partition,
+                        message.offset,
+                    )
         finally:
             await records.aclose()
+        if again:
+            await self._read_again(again)
 
-    async def _read_again(self, tp: Any, offset: int) -> None:
-        """A record was handed over while a seek ran: read its partition again from its
-        committed offset once the seek is over (its read offset may be stale)."""
+    async def _read_again(self, partitions: set[Any]) -> None:
+        """Read ``partitions`` again from their committed offsets once the seek under way is
+        over: their read offsets may be stale, and records of theirs were not handed over. (Not
+        from the first record left out: a fetch that predates the seek left out records after
+        the committed offset too.)"""
         while self._hz_epoch % 2:
             await asyncio.sleep(0.01)
-        if self._hz_seek_generation != self.app.consumer_generation_id or tp not in self.assignment():
-            # a new generation's seek is still to come (and sets it all), or tp is not ours now
+        if self._hz_seek_generation != self.app.consumer_generation_id:
+            for tp in partitions:  # a new generation's seek is still to come, and sets it all
+                self._read_offset.pop(tp, None)
+            return
+        assigned = self.assignment()
+        offsets = {tp: self._committed_offset.get(tp) or 0 for tp in partitions if tp in assigned}
+        for tp in partitions - offsets.keys():
             self._read_offset.pop(tp, None)
-            again = "the committed offset"
-        else:
-            committed = self._committed_offset.get(tp)
-            await self.seek_wait({tp: committed or 0})  # 0: none committed, the reset policy decides
-            again = str(committed or 0)
-        log.warning(
-            "%s[%d]: offset %d was handed over during a seek to the committed offsets; read again from %s",
-            tp.topic,
-            tp.partition,
-            offset,
-            again,
-        )
+        if offsets:
+            await self.seek_wait(offsets)  # 0: none committed, the reset policy decides
+            log.warning(
+                "read again from the committed offsets: %s",
+                ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items())),
+            )
 
 
 def install(app: Any) -> None:

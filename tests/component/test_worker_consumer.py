@@ -25,6 +25,7 @@ from stream_processors.consumer import HzConsumer
 from stream_processors.worker import build_app
 
 ALERTS = TP("comp.alerts", 3)
+OTHER = TP("comp.alerts", 5)
 CHANGELOG = TP("comp-worker-obligation-state-changelog", 3)  # a table's: the recovery's business
 
 
@@ -39,11 +40,18 @@ def consumer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     app.consumer_generation_id = 1
 
     async def fetched(self: Any, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
-        for tp, offset in ((ALERTS, 15), (ALERTS, 16), (CHANGELOG, 7), (ALERTS, 17)):  # one fetch
+        for tp, offset in (
+            (ALERTS, 15),
+            (ALERTS, 16),
+            (CHANGELOG, 7),
+            (OTHER, 30),
+            (ALERTS, 17),
+        ):  # one fetch
             yield tp, record(offset, tp)
 
     async def committed(self: Any) -> dict[TP, int | None]:
-        return {ALERTS: consumer.test_committed}  # what aiokafka's seek_to_committed returns
+        await asyncio.sleep(consumer.test_seek_time)
+        return {ALERTS: consumer.test_committed, OTHER: 9}  # what aiokafka's seek_to_committed returns
 
     async def seek_wait(self: Any, partitions: dict[TP, int]) -> None:  # the fetch position too
         self.seeks.append(dict(partitions))
@@ -53,13 +61,16 @@ def consumer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(FaustConsumer, "getmany", fetched)
     monkeypatch.setattr(FaustConsumer, "seek_to_committed", committed)
     monkeypatch.setattr(FaustConsumer, "seek_wait", seek_wait)
-    monkeypatch.setattr(FaustConsumer, "assignment", lambda self: {ALERTS})
+    monkeypatch.setattr(FaustConsumer, "assignment", lambda self: {ALERTS, OTHER})
     consumer.seeks = []
     consumer.test_committed = 4
+    consumer.test_seek_time = 0.0
     return consumer
 
 
-def drain(consumer: Any, rebalance_during: int | None, seek: bool, new_generation: bool = True) -> list[int]:
+def drain(
+    consumer: Any, rebalance_during: int | None, seek: bool | str, new_generation: bool = True
+) -> list[int]:
     """What Faust's fetcher does with each record (hand over, then mark as read), with a
     rebalance (and, with ``seek``, its seek to the committed offsets) during one hand-over;
     without ``new_generation``, a seek alone (the end of a table recovery: Faust resumes the
@@ -71,9 +82,13 @@ def drain(consumer: Any, rebalance_during: int | None, seek: bool, new_generatio
             handed.append(message.offset)
             if message.offset == rebalance_during:
                 consumer.app.consumer_generation_id += new_generation
-                if seek:
+                if seek == "under way":  # started, not over when the hand-over returns
+                    consumer.test_seek_time = 0.05
+                    asyncio.get_running_loop().create_task(consumer.perform_seek())
+                    await asyncio.sleep(0)
+                elif seek:
                     await consumer.perform_seek()
-            if tp == ALERTS:
+            if tp != CHANGELOG:
                 consumer._read_offset[tp] = message.offset  # the hand-over returned: marked as read
         return handed
 
@@ -90,7 +105,7 @@ def test_a_read_offset_written_after_the_rebalance_seek_makes_the_partition_read
     handed = drain(consumer, rebalance_during=16, seek=True)
     assert handed == [15, 16, 7]  # the rest of the old fetch is not handed over, but a changelog's
     # the records 4..16 are fetched again (not dropped as already read) and acknowledged anew
-    assert consumer.seeks == [{ALERTS: 4}]
+    assert consumer.seeks == [{ALERTS: 4, OTHER: 9}]  # and the partition whose record was left out
     assert consumer._read_offset[ALERTS] == 4
 
 
@@ -99,8 +114,18 @@ def test_a_seek_in_the_same_generation_during_a_hand_over_makes_the_partition_re
 ) -> None:
     handed = drain(consumer, rebalance_during=16, seek=True, new_generation=False)
     assert handed == [15, 16, 7]
-    assert consumer.seeks == [{ALERTS: 4}]
+    assert consumer.seeks == [{ALERTS: 4, OTHER: 9}]
     assert consumer._read_offset[ALERTS] == 4
+
+
+def test_a_hand_over_that_returns_while_a_seek_is_under_way_reads_the_partitions_again_after_it(
+    consumer: Any,
+) -> None:
+    """Records fetched after aiokafka's seek but left out here would be lost if they were not
+    read again: the seek is waited for, then the partitions are seeked again."""
+    handed = drain(consumer, rebalance_during=16, seek="under way", new_generation=False)
+    assert handed == [15, 16, 7]
+    assert consumer.seeks == [{ALERTS: 4, OTHER: 9}]
 
 
 @pytest.mark.parametrize("committed", [None, 0])
@@ -126,6 +151,6 @@ def test_a_read_offset_written_before_the_new_generation_s_seek_is_removed(consu
 
 
 def test_without_a_rebalance_every_record_is_handed_over_and_marked_read(consumer: Any) -> None:
-    assert drain(consumer, rebalance_during=None, seek=False) == [15, 16, 7, 17]
+    assert drain(consumer, rebalance_during=None, seek=False) == [15, 16, 7, 30, 17]
     assert consumer._read_offset[ALERTS] == 17
     assert consumer.seeks == []

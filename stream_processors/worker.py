@@ -61,7 +61,9 @@ from stream_processors.consumer import install as install_consumer
 from stream_processors.envelope import (
     EVENT,
     TICKS,
+    batch_entries,
     from_ms,
+    pack_batch,
     pack_event,
     pack_tick,
     pack_ticks,
@@ -73,6 +75,8 @@ from stream_processors.notifiers import Notifier, deliver_with_retry
 
 log = logging.getLogger("hzbus.worker")
 LOG_APPEND_TIME = 1
+#: the largest batch record the route agent writes (Kafka's default record limit is 1 MiB)
+BATCH_BYTES = 512 << 10
 
 
 def encode_event(event: Event) -> dict[str, Any]:
@@ -173,6 +177,34 @@ class DeadlineHeap:
         heapq.heapify(self.entries)
 
 
+class FactTopic:
+    """An output topic of the worker whose records go straight to the Kafka producer's batches
+    (``app.producer.send``), not through Faust's producer buffer: that buffer is one FIFO
+    drained one record per event-loop turn, whose per-record machinery cost more than the
+    rules, and which makes every consumed message wait while it holds over 100 records. Faust
+    flushes the producer itself, batches included, before it commits offsets, so a fact is
+    still acknowledged before the offset of its input is committed."""
+
+    def __init__(self, app: Any, topic: Any) -> None:
+        self.app = app
+        self.topic = topic
+        self.name: str = topic.get_topic_name()
+
+    async def send(self, *, key: bytes, value: bytes, headers: Any = None) -> Any:
+        """Append the record to the producer's batch; the returned future is its acknowledgement."""
+        fut = await self.app.producer.send(self.name, key, value, None, None, headers)
+        fut.add_done_callback(self._on_sent)
+        return fut
+
+    def send_soon(self, *, key: bytes, value: bytes, headers: Any = None) -> None:
+        """From synchronous code: through Faust's buffer."""
+        self.topic.send_soon(key=key, value=value, headers=headers)
+
+    def _on_sent(self, fut: Any) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            log.error("a record to %s was not delivered: %r", self.name, fut.exception())
+
+
 #: the worker's tables (Faust names their changelog topics ``<prefix>-worker-<table>-changelog``)
 TABLES = ("obligation-state", "wakeups", "subject-state", "alerts-delivered")
 
@@ -212,9 +244,16 @@ def build_app(
     store: str = "rocksdb://",
     import_quiet: float = 3.0,
     cache_size: int = 50_000,
+    route_batch: int = 1000,
+    route_within: float = 0.05,
 ) -> Any:
-    """The Faust app of ``hzbus worker`` (nothing connects until it is started)."""
+    """The Faust app of ``hzbus worker`` (nothing connects until it is started).
+
+    The route agent takes up to ``route_batch`` source events at a time (waiting at most
+    ``route_within`` seconds for more) and writes one batch record per partition of
+    ``by-key`` and ``by-subject``."""
     import faust
+    from aiokafka.partitioner import murmur2
 
     prefix = prefix or settings.topic_prefix
     datadir = datadir or Path(settings.state_dir) / "worker" / prefix
@@ -235,11 +274,12 @@ def build_app(
         # fuller requests (0% and +17% events/s in two paired runs of bench_worker on a busy
         # machine) for at most 10 ms more before an alert is appended.
         producer_linger=0.01,
+        producer_max_batch_size=256 << 10,
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=0,
         key_serializer="raw",
         value_serializer="raw",
-        broker_commit_every=1000,
+        broker_commit_every=100_000,
         broker_commit_interval=1.0,
         broker_session_timeout=settings.kafka_session_timeout,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout / 3),
@@ -257,6 +297,7 @@ def build_app(
             "obligations", "alerts", "findings", "correlations", "alerts-undelivered", "deadletter"
         )
     }
+    facts = {family: FactTopic(app, topic) for family, topic in outputs.items()}
     def table(name: str) -> Any:  # options copied: Faust's store pops keys from the dict it gets
         return app.Table(
             name, partitions=partitions, key_type=bytes, value_type=bytes, options=dict(ROCKSDB_OPTIONS)
@@ -278,7 +319,7 @@ def build_app(
     assigned: dict[str, frozenset[int]] = {"by-key": frozenset()}
     stats = {"events": 0, "undecodable": 0, "refused": 0, "dead_letters": 0, "alerts": 0}
     app.hzbus_stats = stats  # type: ignore[attr-defined]
-    app.hzbus_topics = {"by-key": by_key, "by-subject": by_subject, **outputs}  # type: ignore[attr-defined]
+    app.hzbus_topics = {"by-key": by_key, "by-subject": by_subject, **facts}  # type: ignore[attr-defined]
     app.hzbus_tables = {"states": states, "wakeups": wakeups, "subjects": subjects}  # type: ignore[attr-defined]
 
     def published_at(message: Any) -> datetime | None:
@@ -291,80 +332,135 @@ def build_app(
             return datetime.fromtimestamp(message.timestamp, tz=UTC)
         return None
 
-    def dead_letter(ev: Any, reason: str) -> None:
-        """Keep a record of the worker's own topics that it cannot use, with the reason (the
-        agent goes on; uncaught, Faust would restart the agent and skip the record unkept)."""
+    def dead_letter(ev: Any, reason: str, value: bytes | None = None) -> None:
+        """Keep a record of the worker's own topics (or, with ``value``, one entry of a batch
+        record) that it cannot use, with the reason (the agent goes on; uncaught, Faust would
+        restart the agent and skip the record unkept)."""
         m = ev.message
         log.warning("dead letter %s[%d]@%d: %s", m.topic, m.partition, m.offset, reason)
         stats["dead_letters"] += 1
         headers: Any = deadletters.headers(m.topic, m.partition, m.offset, reason, "worker")
-        outputs["deadletter"].send_soon(key=ev.key, value=ev.value, headers=headers)
+        kept = ev.value if value is None else value
+        facts["deadletter"].send_soon(key=ev.key, value=kept, headers=headers)
+
+    def partition_of(key: bytes) -> int:
+        """The partition Kafka's default partitioner (Faust's) gives ``key``: the batch records
+        carry many keys, each on the partition its own record would have had."""
+        return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+    def send_batches(topic: Any, entries: dict[int, list[tuple[bytes, bytes]]]) -> None:
+        """One batch record per partition (more when over ``BATCH_BYTES``), entries in order."""
+        for partition, items in entries.items():
+            chunk: list[tuple[bytes, bytes]] = []
+            size = 0
+            for key, value in items:
+                if chunk and size + len(key) + len(value) + 7 > BATCH_BYTES:
+                    topic.send_soon(key=b"__batch__", partition=partition, value=pack_batch(chunk))
+                    chunk, size = [], 0
+                chunk.append((key, value))
+                size += len(key) + len(value) + 7
+            if chunk:
+                topic.send_soon(key=b"__batch__", partition=partition, value=pack_batch(chunk))
+
+    def route_event(
+        ev: Any, keyed: dict[int, list[tuple[bytes, bytes]]], by_subj: dict[int, list[tuple[bytes, bytes]]]
+    ) -> bool:
+        """Check one source event and add its entries to the batches: one per correlation key
+        of the rules that read it, one per subject for correlation. False if skipped."""
+        raw = ev.value
+        message = ev.message
+        try:
+            event = codec.decode(raw)
+        except codec.DecodeError as exc:
+            stats["undecodable"] += 1
+            log.warning(
+                "skipping %s[%d]@%d: does not decode (%s); the sink keeps it as a dead letter",
+                message.topic,
+                message.partition,
+                message.offset,
+                exc,
+            )
+            return False
+        refused = admission.size_refusal(len(raw)) or admission.event_refusal(
+            event,
+            topic_family=families.get(message.topic),
+            published_ms=int(
+                (message.timestamp if message.timestamp_type == LOG_APPEND_TIME else time.time()) * 1000
+            ),
+        )
+        if refused:
+            stats["refused"] += 1
+            log.warning(
+                "skipping %s[%d]@%d: %s; the sink keeps it as a dead letter",
+                message.topic,
+                message.partition,
+                message.offset,
+                refused,
+            )
+            return False
+        stats["events"] += 1
+        published = published_at(message)
+        envelope = pack_event(raw, published)
+        for ckey in obligations.correlation_keys(event):
+            k = ckey.encode()
+            keyed.setdefault(partition_of(k), []).append((k, envelope))
+        year = shanghai_date(event.occurred_at).year
+        if year not in seen_years:  # the annual_joint_meeting clock of that year
+            seen_years.add(year)
+            k = obligations.year_key(year).encode()
+            keyed.setdefault(partition_of(k), []).append((k, pack_tick(clock())))
+        prepared = correlation.prepare(event, key)
+        if prepared is not None:
+            k = str(prepared.fields["subject_id"]).encode()
+            by_subj.setdefault(partition_of(k), []).append((k, pack_event(codec.encode(prepared), published)))
+        return True
 
     @app.agent(sources, concurrency=1)
     async def route(stream: Any) -> None:
-        """Re-key each event by the correlation keys of the rules that read it."""
-        async for ev in stream.events():
-            raw = ev.value
-            try:
-                event = codec.decode(raw)
-            except codec.DecodeError as exc:
-                stats["undecodable"] += 1
-                log.warning(
-                    "skipping %s[%d]@%d: does not decode (%s); the sink keeps it as a dead letter",
-                    ev.message.topic,
-                    ev.message.partition,
-                    ev.message.offset,
-                    exc,
-                )
-                continue
-            message = ev.message
-            refused = admission.size_refusal(len(raw)) or admission.event_refusal(
-                event,
-                topic_family=families.get(message.topic),
-                published_ms=int(
-                    (message.timestamp if message.timestamp_type == LOG_APPEND_TIME else time.time()) * 1000
-                ),
-            )
-            if refused:
-                stats["refused"] += 1
-                log.warning(
-                    "skipping %s[%d]@%d: %s; the sink keeps it as a dead letter",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    refused,
-                )
-                continue
-            stats["events"] += 1
-            published = published_at(ev.message)
-            envelope = pack_event(raw, published)
-            for ckey in obligations.correlation_keys(event):
-                by_key.send_soon(key=ckey.encode(), value=envelope)
-            year = shanghai_date(event.occurred_at).year
-            if year not in seen_years:  # the annual_joint_meeting clock of that year
-                seen_years.add(year)
-                by_key.send_soon(key=obligations.year_key(year).encode(), value=pack_tick(clock()))
-            prepared = correlation.prepare(event, key)
-            if prepared is not None:
-                subject = str(prepared.fields["subject_id"])
-                by_subject.send_soon(
-                    key=subject.encode(), value=pack_event(codec.encode(prepared), published)
-                )
-            reached("worker.routed")  # re-keyed records buffered, source offset not committed
+        """Re-key each event by the correlation keys of the rules that read it, a batch of
+        source events at a time: one record per partition of by-key and by-subject holds the
+        batch's entries of that partition (Faust acknowledges the batch's source records once
+        it is done, so their offsets are committed only after its records are flushed)."""
+        async for evs in stream.take_events(route_batch, route_within):
+            keyed: dict[int, list[tuple[bytes, bytes]]] = {}
+            by_subj: dict[int, list[tuple[bytes, bytes]]] = {}
+            routed = sum(route_event(ev, keyed, by_subj) for ev in evs)
+            send_batches(by_key, keyed)
+            send_batches(by_subject, by_subj)
+            for _ in range(routed):
+                reached("worker.routed")  # re-keyed records buffered, source offsets not committed
 
-    async def step(ckey: str, partition: int, event: Event | None, now: datetime) -> None:
-        """Apply one event (or, with None, the passing of time) to one key; emit; store."""
-        state, changes = evaluate_key(ckey, event, now)
-        await send_alerts(alert_records(changes))
-        store_key(ckey, partition, state, changes, alerts_sent=True)
+    async def step_all(inputs: Sequence[tuple[str, Event | None, datetime]], partition: int) -> None:
+        """Apply a record's inputs (an event, or with None the passing of time, for a key at a
+        moment), in order; then send the alerts of all of them, then store each key's state and
+        wake-up once (one changelog record per key and record), then send the other facts."""
+        work: dict[str, KeyState] = {}
+        found: dict[str, list[Change]] = {}
+        for ckey, event, now in inputs:
+            state, changes = evaluate_key(ckey, work.get(ckey), event, now)
+            work[ckey] = state
+            found.setdefault(ckey, []).extend(changes)
+        alerts: list[tuple[str, bytes, bytes]] = []
+        others: list[tuple[str, bytes, bytes]] = []
+        for changes in found.values():
+            for change in changes:
+                alert = isinstance(change, Alert | AlertResolved)
+                (alerts if alert else others).extend(change_records(change))
+        await send_records(alerts)
+        for ckey, state in work.items():
+            store_key(ckey, partition, state)
+        await send_records(others)
 
-    def evaluate_key(ckey: str, event: Event | None, now: datetime) -> tuple[KeyState, list[Change]]:
+    def evaluate_key(
+        ckey: str, state: KeyState | None, event: Event | None, now: datetime
+    ) -> tuple[KeyState, list[Change]]:
         """The key's new state and its changes. An input that changes nothing and may be a
         re-delivery (an event the state already holds, or a tick) gets the key restated
         instead: a worker killed after storing a state (RocksDB, at once) but before the step's
         facts left the producer buffer gets that input again, and its facts would be lost
         (docs/reliability.md). Readers keep each fact once, so saying them again is safe."""
-        state = cache.pop(ckey, None) or load_state(ckey, states.get(ckey.encode()))
+        if state is None:
+            state = cache.pop(ckey, None) or load_state(ckey, states.get(ckey.encode()))
         if event is not None:
             again = any(e.event_id == event.event_id for e in state.events)
             state, changes = obligations.apply(state, event, calendar, now)
@@ -375,11 +471,8 @@ def build_app(
             changes = obligations.restate(state, calendar)
         return state, changes
 
-    def store_key(
-        ckey: str, partition: int, state: KeyState, changes: list[Change], *, alerts_sent: bool = False
-    ) -> None:
-        """Store a key's new state and wake-up, and emit its changes (but its alerts, when
-        ``alerts_sent``)."""
+    def store_key(ckey: str, partition: int, state: KeyState) -> None:
+        """Store a key's new state and wake-up (the wake-up only when it moves)."""
         raw_key = ckey.encode()
         states[raw_key] = dump_state(state)
         cache[ckey] = state  # most recently used last
@@ -395,84 +488,94 @@ def build_app(
             if wakeups.get(raw_key) != entry:  # a changelog record only when the wake-up moves
                 wakeups[raw_key] = entry
         heap.set(ckey, wake_ms, partition)
-        for change in changes:
-            if alerts_sent and isinstance(change, Alert | AlertResolved):
-                continue
-            for family, k, v in change_records(change):
-                outputs[family].send_soon(key=k, value=v)
 
-    def alert_records(changes: list[Change]) -> list[tuple[str, bytes, bytes]]:
-        return [r for c in changes if isinstance(c, Alert | AlertResolved) for r in change_records(c)]
-
-    async def send_alerts(records: list[tuple[str, bytes, bytes]]) -> None:
-        """Produce alert facts now, ahead of the producer buffer: table changelogs and other
-        facts queue in one FIFO buffer that Faust drains one record per loop turn, and 1,000
-        obligations due at midnight put 4,000 records there. Every alert record of this agent
-        takes this path. The sends are started together (each only appends to the producer's
-        batch), not awaited one by one: each await would yield to the drain task and the
-        other agents, ~2 ms a record under load."""
-        if records:
-            await asyncio.gather(*(outputs[f].send(key=k, value=v) for f, k, v in records))
-
-    async def sweep_keys(keys: Sequence[str], partition: int, at: datetime) -> None:
-        """The passing of time for a sweep's batch of keys: the alerts of all of them first,
-        then the states, wake-ups and other facts."""
-        evaluated = [(ckey, *evaluate_key(ckey, None, at)) for ckey in keys]
-        await send_alerts([r for _, _, changes in evaluated for r in alert_records(changes)])
-        for ckey, state, changes in evaluated:
-            store_key(ckey, partition, state, changes, alerts_sent=True)
+    async def send_records(records: list[tuple[str, bytes, bytes]]) -> None:
+        """Produce facts now, straight into the producer's batches (``FactTopic``), in order:
+        ahead of the table changelogs, which queue in Faust's buffer (1,000 obligations due at
+        midnight put 4,000 records there, and an alert waiting behind them missed its second).
+        Each send only appends to a batch: it suspends only when the producer's memory is
+        full, which is the back-pressure wanted."""
+        for family, k, v in records:
+            await facts[family].send(key=k, value=v)
 
     @app.agent(by_key, concurrency=1)
     async def track(stream: Any) -> None:
         """Keep each key's obligation state; emit obligation, alert and finding facts."""
         async for ev in stream.events():
             try:
-                kind, moment, payload = unpack(ev.value)
-                event = codec.decode(payload) if kind == EVENT else None
-            except ValueError as exc:  # codec.DecodeError too: not a record the route agent wrote
+                entries = batch_entries(ev.key or b"", ev.value)
+            except ValueError as exc:  # not a record the route agent wrote
                 dead_letter(ev, f"not a worker record: {exc}")
                 continue
-            partition = ev.message.partition
-            now = clock()
-            if event is not None:
-                if moment is not None:
-                    event = event.with_published_at(moment)
-                else:  # an import of past records runs on its own time, not the wall clock
-                    now = min(now, event.recorded_at)
-                    importing["last"] = time.monotonic()
-                await step(ev.key.decode(), partition, event, now)
-            elif kind == TICKS:  # the sweep's batch: keys of this record's partition
-                await sweep_keys(tick_keys(payload), partition, max(now, moment or now))
-            else:
-                await step(ev.key.decode(), partition, None, max(now, moment or now))
-            reached("worker.tracked")  # state stored, facts buffered, by-key offset not committed
+            inputs: list[tuple[str, Event | None, datetime]] = []
+            for key, value in entries:
+                try:
+                    kind, moment, payload = unpack(value)
+                    event = codec.decode(payload) if kind == EVENT else None
+                except ValueError as exc:  # codec.DecodeError too: not a record the route agent wrote
+                    dead_letter(ev, f"not a worker record: {exc}", value)
+                    continue
+                now = clock()
+                if event is not None:
+                    if moment is not None:
+                        event = event.with_published_at(moment)
+                    else:  # an import of past records runs on its own time, not the wall clock
+                        now = min(now, event.recorded_at)
+                        importing["last"] = time.monotonic()
+                    inputs.append((key.decode(), event, now))
+                elif kind == TICKS:  # the sweep's batch: keys of this record's partition
+                    at = max(now, moment or now)
+                    inputs.extend((k, None, at) for k in tick_keys(payload))
+                else:
+                    inputs.append((key.decode(), None, max(now, moment or now)))
+            if inputs:
+                await step_all(inputs, ev.message.partition)
+            for _ in inputs:
+                reached("worker.tracked")  # states stored, facts buffered, by-key offset not committed
 
     @app.agent(by_subject, concurrency=1)
     async def correlate(stream: Any) -> None:
         """Keep each subject's approvals and penalties; emit correlations."""
         async for ev in stream.events():
             try:
-                _kind, moment, payload = unpack(ev.value)
-                event = codec.decode(payload)
-            except ValueError as exc:  # codec.DecodeError too: not a record the route agent wrote
+                entries = batch_entries(ev.key or b"", ev.value)
+            except ValueError as exc:  # not a record the route agent wrote
                 dead_letter(ev, f"not a worker record: {exc}")
                 continue
-            raw = subjects.get(ev.key)
-            state = correlation.SubjectState.from_dict(orjson.loads(raw)) if raw else None
-            if moment is not None:
-                event = event.with_published_at(moment)
-            state, found = correlation.apply(state, event)
-            if found:  # acknowledged before the state is stored (docs/reliability.md): a worker
-                # killed in between gets the input again and finds the same correlations again
+            work: dict[bytes, correlation.SubjectState] = {}
+            found: list[Any] = []
+            applied = 0
+            for key, value in entries:
+                try:
+                    _kind, moment, payload = unpack(value)
+                    event = codec.decode(payload)
+                except ValueError as exc:  # codec.DecodeError too: not a record the route agent wrote
+                    dead_letter(ev, f"not a worker record: {exc}", value)
+                    continue
+                if key in work:
+                    state: correlation.SubjectState | None = work[key]
+                else:
+                    raw = subjects.get(key)
+                    state = correlation.SubjectState.from_dict(orjson.loads(raw)) if raw else None
+                if moment is not None:
+                    event = event.with_published_at(moment)
+                state, new = correlation.apply(state, event)
+                work[key] = state
+                found.extend(new)
+                applied += 1
+            if found:  # acknowledged before the states are stored (docs/reliability.md): a worker
+                # killed in between gets the record again and finds the same correlations again
                 sent = [
-                    await outputs["correlations"].send(
+                    await facts["correlations"].send(
                         key=c.correlation_id.encode(), value=orjson.dumps(c.to_dict())
                     )
                     for c in found
                 ]
                 await asyncio.gather(*(s for s in sent if inspect.isawaitable(s)))  # (test fakes: None)
-            subjects[ev.key] = orjson.dumps(state.to_dict())
-            reached("worker.correlated")
+            for key, state in work.items():
+                subjects[key] = orjson.dumps(state.to_dict())
+            for _ in range(applied):
+                reached("worker.correlated")
 
     @app.agent(outputs["alerts"], concurrency=1)
     async def notify(stream: Any) -> None:
@@ -503,7 +606,7 @@ def build_app(
             delivered[once.encode()] = b"1"
             stats["alerts"] += 1
             if failures:
-                await outputs["alerts-undelivered"].send(
+                await facts["alerts-undelivered"].send(
                     key=once.encode(), value=orjson.dumps({"alert": alert, "failures": failures})
                 )
 

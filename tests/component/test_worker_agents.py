@@ -14,7 +14,7 @@ import pytest
 from hzbus.calendar_source import load_calendar
 from hzbus.config import load_settings
 from schemas import codec
-from stream_processors.envelope import pack_event, pack_tick
+from stream_processors.envelope import batch_entries, pack_batch, pack_event, pack_tick
 from stream_processors.notifiers import Notifier
 from stream_processors.worker import build_app
 
@@ -81,6 +81,11 @@ def agent(app: Any, name: str) -> Any:
     return app.agents[f"stream_processors.worker.{name}"]
 
 
+def routed_keys(sent: dict[str, list[tuple[bytes, bytes]]]) -> list[bytes]:
+    """The correlation keys of the entries of the by-key batch records, in order."""
+    return [k for key, value in sent.get("by-key", []) for k, _ in batch_entries(key, value)]
+
+
 def test_a_request_routes_to_its_request_key_and_the_year_of_its_meeting_clock(worker: Any) -> None:
     asyncio.run(_routes(*worker))
 
@@ -96,7 +101,7 @@ async def _routes(app: Any, sent: Any) -> None:
     )
     async with agent(app, "route").test_context() as route:
         await route.put(codec.encode(request), key=b"R-1")
-    assert [k for k, _ in sent["by-key"]] == [b"request:R-1", b"year:2026"]
+    assert routed_keys(sent) == [b"request:R-1", b"year:2026"]
 
 
 def test_a_missed_reply_raises_one_alert_and_a_late_reply_resolves_it(worker: Any) -> None:
@@ -176,3 +181,63 @@ async def _historical(app: Any, sent: Any) -> None:
     assert "alerts" not in sent  # evaluated at each record's recorded_at: open, then met
     statuses = [orjson.loads(v)["obligation"]["status"] for _, v in sent["obligations"]]
     assert statuses == ["open", "met"]
+
+
+def test_a_batch_record_gives_the_facts_of_the_same_records_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asyncio.run(_batch_equals_singles(tmp_path, monkeypatch))
+
+
+async def _batch_equals_singles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    requests = [
+        event(
+            "DeterminationRequested",
+            source_dept="HZ-ZFJ",
+            request_id=r,
+            case_id="C-5",
+            to_dept="HZ-GTJ",
+            question=None,
+        )
+        for r in ("R-5", "R-6")
+    ]
+    reply = codec.from_canonical(
+        {
+            "type": "DeterminationReplied",
+            "event_id": "reply-R-5",
+            "source_dept": "HZ-GTJ",
+            "occurred_at": "2026-11-01T15:00:00+08:00",
+            "recorded_at": "2026-11-01T15:01:00+08:00",
+            "request_id": "R-5",
+            "conclusion": "属于违法占用耕地",
+        }
+    )
+    inputs = [
+        (b"request:R-5", pack_event(codec.encode(requests[0]), requests[0].recorded_at)),
+        (b"request:R-6", pack_event(codec.encode(requests[1]), requests[1].recorded_at)),
+        (b"request:R-5", pack_event(codec.encode(reply), reply.recorded_at)),  # the same key again
+        (b"request:R-6", pack_tick(NOW)),
+    ]
+    app_a, sent_a = agent_app(tmp_path / "a", monkeypatch, [])
+    async with agent(app_a, "track").test_context() as track:
+        for key, value in inputs:
+            await track.put(value, key=key)
+    app_b, sent_b = agent_app(tmp_path / "b", monkeypatch, [])
+    async with agent(app_b, "track").test_context() as track:
+        await track.put(pack_batch(inputs), key=b"__batch__")
+    # the same facts; in a batch the keys take turns (the facts of one key keep their order)
+    assert sent_b.keys() == sent_a.keys()
+    for family in sent_a:
+        for key in {k for k, _ in sent_a[family]}:
+            assert [v for k, v in sent_b[family] if k == key] == [v for k, v in sent_a[family] if k == key]
+        assert sorted(sent_b[family]) == sorted(sent_a[family])
+    alerts = [(orjson.loads(v)["event"], orjson.loads(v)["dedup_key"]) for _, v in sent_b["alerts"]]
+    assert alerts == [
+        ("raised", "determination_reply:R-5:missed"),
+        ("resolved", "determination_reply:R-5:missed"),
+        ("raised", "determination_reply:R-6:missed"),
+        ("raised", "determination_reply:R-6:missed"),  # the tick changed nothing: restated
+    ]
+    for app in (app_a, app_b):
+        for key in (b"request:R-5", b"request:R-6"):
+            assert app.hzbus_tables["states"].get(key) is not None

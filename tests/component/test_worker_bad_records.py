@@ -16,9 +16,15 @@ import pytest
 
 from domain.events import SHANGHAI
 from schemas import codec
-from stream_processors.envelope import pack_event
+from stream_processors.envelope import pack_batch, pack_event
 from stream_processors.notifiers import Notifier
-from tests.component.test_worker_agents import agent, agent_app, event, worker  # noqa: F401 (fixture)
+from tests.component.test_worker_agents import (  # noqa: F401 (fixture)
+    agent,
+    agent_app,
+    event,
+    routed_keys,
+    worker,
+)
 
 REQUEST = dict(source_dept="HZ-ZFJ", request_id="R-9", case_id="C-9", to_dept="HZ-GTJ", question=None)
 
@@ -37,7 +43,7 @@ async def _refused(app: Any, sent: Any) -> None:
         await route.put(codec.encode(skewed), key=b"R-9")
         assert "by-key" not in sent
         await route.put(codec.encode(good), key=b"R-9")
-    assert [k for k, _ in sent["by-key"]] == [b"request:R-9", b"year:2026"]
+    assert routed_keys(sent) == [b"request:R-9", b"year:2026"]
     assert app.hzbus_stats["refused"] == 2 and app.hzbus_stats["events"] == 1
 
 
@@ -60,6 +66,19 @@ async def _unreadable(app: Any, sent: Any) -> None:
     async with agent(app, "correlate").test_context() as correlate:
         await correlate.put(b"E", key=b"subject")
     assert app.hzbus_stats["dead_letters"] == 3
+    # in a batch record: the bad entry is kept, the good ones after it are applied
+    other = event("DeterminationRequested", **{**REQUEST, "request_id": "R-10"})
+    batch = pack_batch(
+        [
+            (b"request:R-11", b"E" + b"\xff" * 8 + b"junk"),
+            (b"request:R-10", pack_event(codec.encode(other), None)),
+        ]
+    )
+    async with agent(app, "track").test_context() as track:
+        await track.put(batch, key=b"__batch__")
+        await track.put(batch[:-3], key=b"__batch__")  # cut short: kept whole
+    assert [v for _, v in sent["deadletter"]][3:] == [b"E" + b"\xff" * 8 + b"junk", batch[:-3]]
+    assert orjson.loads(sent["obligations"][-1][1])["obligation"]["ref"] == "R-10"
 
 
 class Crash(BaseException):

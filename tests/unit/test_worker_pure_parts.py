@@ -10,6 +10,8 @@ from stream_processors.envelope import (
     EVENT,
     TICK,
     TICKS,
+    batch_entries,
+    pack_batch,
     pack_event,
     pack_tick,
     pack_ticks,
@@ -28,6 +30,24 @@ def test_an_event_envelope_keeps_the_publication_time_and_the_avro_bytes() -> No
     assert unpack(pack_tick(T)) == (TICK, T, b"")
     kind, at, payload = unpack(pack_ticks(T, ["case:A", "request:R-1"]))
     assert (kind, at, tick_keys(payload)) == (TICKS, T, ["case:A", "request:R-1"])
+
+
+def test_a_batch_record_gives_back_its_entries_in_order_and_a_single_record_is_its_own_entry() -> None:
+    entries = [
+        (b"case:A", pack_event(b"a", T)),
+        (b"year:2026", pack_tick(T)),
+        (b"case:A", pack_event(b"b", None)),
+    ]
+    assert batch_entries(b"__batch__", pack_batch(entries)) == entries
+    assert batch_entries(b"case:A", pack_event(b"a", T)) == [(b"case:A", pack_event(b"a", T))]
+    assert batch_entries(b"k", b"") == [(b"k", b"")]
+
+
+def test_a_batch_cut_short_is_refused() -> None:
+    whole = pack_batch([(b"case:A", pack_event(b"avro", T)), (b"case:B", pack_event(b"avro", T))])
+    for cut in (len(whole) - 1, len(whole) - 20, 3):
+        with pytest.raises(ValueError, match="cut short"):
+            batch_entries(b"__batch__", whole[:cut])
 
 
 def test_a_value_that_is_no_envelope_is_refused() -> None:

@@ -27,11 +27,13 @@ more, faust-streaming#606).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import heapq
 import inspect
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,6 +207,20 @@ class FactTopic:
             log.error("a record to %s was not delivered: %r", self.name, fut.exception())
 
 
+class HeldRecord:
+    """What a held changelog write gives back in place of Faust's FutureMessage: its partition
+    (``.message.partition``, the one attribute Faust's table reads)."""
+
+    __slots__ = ("partition",)
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+
+    @property
+    def message(self) -> HeldRecord:
+        return self
+
+
 #: the worker's tables (Faust names their changelog topics ``<prefix>-worker-<table>-changelog``)
 TABLES = ("obligation-state", "wakeups", "subject-state", "alerts-delivered")
 
@@ -254,6 +270,7 @@ def build_app(
     ``by-key`` and ``by-subject``."""
     import faust
     from aiokafka.partitioner import murmur2
+    from faust.types import TP
 
     prefix = prefix or settings.topic_prefix
     datadir = datadir or Path(settings.state_dir) / "worker" / prefix
@@ -298,9 +315,71 @@ def build_app(
         )
     }
     facts = {family: FactTopic(app, topic) for family, topic in outputs.items()}
+    #: changelog records of the table writes of a step being stored (see ``DirectChangelogTable``)
+    held: list[tuple[Any, int, bytes, bytes | None]] = []
+    holding = {"on": False}
+
+    class DirectChangelogTable(faust.Table):
+        """A table whose changelog records, written while an agent stores a record's states
+        (``holding``), are produced straight to the producer's batches by ``send_changelogs``
+        right after, instead of one by one through Faust's producer buffer (which cost more per
+        record than the rules: docs/performance.md). The same records, the same partition, the
+        same persisted offset once each is acknowledged; flushed, like the buffer, before any
+        offset commit."""
+
+        def send_changelog(
+            self,
+            partition: int | None,
+            key: Any,
+            value: Any,
+            key_serializer: Any = None,
+            value_serializer: Any = None,
+        ) -> Any:
+            if holding["on"] and partition is not None:
+                held.append((self, partition, key, value))
+                return HeldRecord(partition)  # Faust reads the partition from what it gets back
+            return super().send_changelog(partition, key, value, key_serializer, value_serializer)
+
+    async def send_changelogs() -> None:
+        """Produce the held changelog records (no await may come between the table writes and
+        this: the hold is the agent's alone only while it does not yield)."""
+        records = list(held)
+        held.clear()
+        for tbl, partition, key, value in records:
+            name = tbl.changelog_topic.get_topic_name()
+            fut: Any = await app.producer.send(name, key, value, partition, None, None)
+            fut.add_done_callback(functools.partial(changelog_sent, tbl))
+
+    def changelog_sent(tbl: Any, fut: Any) -> None:
+        if fut.cancelled():
+            return
+        if fut.exception() is not None:
+            log.error("a changelog record of %s was not delivered: %r", tbl.name, fut.exception())
+            return
+        meta = fut.result()  # what Faust's own callback keeps: recovery reads the changelog after it
+        tbl.data.set_persisted_offset(TP(meta.topic, meta.partition), meta.offset)
+
+    @contextlib.contextmanager
+    def changelogs_held() -> Iterator[None]:
+        """Hold the changelog records of the table writes within; only when the producer runs
+        (in Faust's test context it does not, and the records go to Faust's buffer as usual)."""
+        holding["on"] = bool(app.producer.started)
+        try:
+            yield
+        finally:
+            holding["on"] = False
+
     def table(name: str) -> Any:  # options copied: Faust's store pops keys from the dict it gets
-        return app.Table(
-            name, partitions=partitions, key_type=bytes, value_type=bytes, options=dict(ROCKSDB_OPTIONS)
+        return app.tables.add(
+            DirectChangelogTable(
+                app,
+                name=name,
+                beacon=app.tables.beacon,
+                partitions=partitions,
+                key_type=bytes,
+                value_type=bytes,
+                options=dict(ROCKSDB_OPTIONS),
+            )
         )
 
     states, wakeups = table("obligation-state"), table("wakeups")
@@ -447,8 +526,10 @@ def build_app(
                 alert = isinstance(change, Alert | AlertResolved)
                 (alerts if alert else others).extend(change_records(change))
         await send_records(alerts)
-        for ckey, state in work.items():
-            store_key(ckey, partition, state)
+        with changelogs_held():
+            for ckey, state in work.items():
+                store_key(ckey, partition, state)
+        await send_changelogs()
         await send_records(others)
 
     def evaluate_key(
@@ -572,8 +653,10 @@ def build_app(
                     for c in found
                 ]
                 await asyncio.gather(*(s for s in sent if inspect.isawaitable(s)))  # (test fakes: None)
-            for key, state in work.items():
-                subjects[key] = orjson.dumps(state.to_dict())
+            with changelogs_held():
+                for key, state in work.items():
+                    subjects[key] = orjson.dumps(state.to_dict())
+            await send_changelogs()
             for _ in range(applied):
                 reached("worker.correlated")
 

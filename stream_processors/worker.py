@@ -296,7 +296,7 @@ def build_app(
         table_standby_replicas=0,
         key_serializer="raw",
         value_serializer="raw",
-        broker_commit_every=100_000,
+        broker_commit_every=1000,
         broker_commit_interval=1.0,
         broker_session_timeout=settings.kafka_session_timeout,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout / 3),

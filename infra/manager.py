@@ -150,6 +150,40 @@ def ensure_up(settings: Settings) -> None:
     if not (kafka_local.answers(settings) and _clickhouse_answers(settings)):
         _start_missing(settings)
     _refresh_live_config(settings)
+    _note_foreign_services(settings)
+
+
+_noted: set[tuple[str, str]] = set()
+
+
+def foreign_services(settings: Settings) -> list[str]:
+    """The services that answer on this checkout's ports but were not started from it (another
+    checkout's, a docker compose, anything else): ``["Kafka on 127.0.0.1:19092", ...]``."""
+    foreign = []
+    if kafka_local.running_pid(settings) is None:
+        foreign.append(f"Kafka on {settings.kafka_bootstrap}")
+    if clickhouse_local.running_pid(settings) is None:
+        foreign.append(f"ClickHouse on 127.0.0.1:{settings.clickhouse_port}")
+    return foreign
+
+
+def _note_foreign_services(settings: Settings) -> None:
+    """Say once per process when the services in use were not started from this checkout: their
+    configuration (ClickHouse users such as the analysts', the broker's SCRAM logins) is whoever
+    started them, not this checkout's ``state_dir``, so the secured mode and the analyst user
+    may not be what this checkout expects."""
+    foreign = foreign_services(settings)
+    key = (str(settings.state_dir), ",".join(foreign))
+    if not foreign or key in _noted:
+        return
+    _noted.add(key)
+    procs.say(
+        f"hzbus infra: {' and '.join(foreign)} answer but were not started from this checkout "
+        f"({settings.state_dir}); using them as they are. Their configuration (ClickHouse users "
+        "such as the analyst's, the broker's SCRAM logins) is that of whoever started them. To run "
+        "this checkout's own, stop those (`hzbus infra down` where they were started) or give this "
+        "one other ports (docs/infra.md)."
+    )
 
 
 def _refresh_live_config(settings: Settings) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -159,6 +161,24 @@ def test_second_ensure_up_starts_nothing(live: Settings) -> None:
     assert after["clickhouse"]["pid"] == before["clickhouse"]["pid"]
     assert after["kafka"]["state"] == "running"
     assert after["clickhouse"]["state"] == "running"
+
+
+def test_services_started_from_another_checkout_are_used_and_named_once(
+    live: Settings, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A second checkout (its own state dir, the same ports) uses the running services and says,
+    once, that their configuration is not its own (its analyst user would not reach them)."""
+    assert manager.foreign_services(live) == []  # the suite's services: this checkout's own
+    pids = {name: manager.status(live)[name]["pid"] for name in ("kafka", "clickhouse")}
+    other = replace(live, state_dir=tmp_path / "other-checkout")
+    capfd.readouterr()
+    manager.ensure_up(other)
+    manager.ensure_up(other)
+    err = capfd.readouterr().err
+    assert err.count("were not started from this checkout") == 1, err
+    assert f"Kafka on {live.kafka_bootstrap} and ClickHouse on 127.0.0.1:{live.clickhouse_port}" in err
+    assert str(other.state_dir) in err
+    assert {name: manager.status(live)[name]["pid"] for name in ("kafka", "clickhouse")} == pids
 
 
 def test_status_reports_both_running(live: Settings) -> None:

@@ -17,21 +17,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
-# the kinds of value, as schemas.avro_fast numbers them (codec._Type.kind)
-STRING: Final = 0
-ENUM: Final = 1
-BOOLEAN: Final = 2
-INT: Final = 3
-LONG: Final = 4
-TIMESTAMP: Final = 5
-DATE: Final = 6
-DOUBLE: Final = 7
-FLOAT: Final = 8
-ARRAY: Final = 9
+from schemas.avro_fast import (  # the kinds of value (codec._Type.kind), numbered once
+    ARRAY,
+    BOOLEAN,
+    DATE,
+    DOUBLE,
+    ENUM,
+    FLOAT,
+    INT,
+    LONG,
+    STRING,
+    TIMESTAMP,
+)
 
 
 class Slow(Exception):

@@ -49,6 +49,11 @@ class Settings:
     clickhouse_cluster: str = ""
     #: Where ``hzbus infra`` keeps downloads, data, logs and pid files.
     state_dir: Path = PROJECT_ROOT / ".state"
+    #: Whether the broker and ClickHouse servers ``hzbus infra`` starts are killed when the
+    #: process that started them dies. Off: the services outlive ``infra up`` (the usual case).
+    #: On for throw-away services (the fault tests' private pair, a test cluster), so that an
+    #: interrupted test run leaves none running.
+    services_die_with_parent: bool = False
     #: Key of the keyed hash that pseudonymises personal ID numbers [信息资源共享机制 五].
     #: The default is for local demos only; set HZBUS_PSEUDONYM_KEY in any real deployment.
     pseudonym_key: str = "hzbus-local-development-key"

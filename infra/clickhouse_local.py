@@ -100,7 +100,10 @@ def _apt_install() -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     return subprocess.run(
         ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
 
 
@@ -110,11 +113,14 @@ def ensure_package() -> str:
     if found:
         return found
     if shutil.which("apt-get") is None:
-        raise UserError("clickhouse-server is not installed and apt-get is not available; install "
-                        "ClickHouse yourself or point HZBUS_CLICKHOUSE_HOST at an existing server")
+        raise UserError(
+            "clickhouse-server is not installed and apt-get is not available; install "
+            "ClickHouse yourself or point HZBUS_CLICKHOUSE_HOST at an existing server"
+        )
     if os.geteuid() != 0:
-        raise UserError("clickhouse-server is not installed; run as root: "
-                        f"apt-get install -y {' '.join(PACKAGES)}")
+        raise UserError(
+            f"clickhouse-server is not installed; run as root: apt-get install -y {' '.join(PACKAGES)}"
+        )
     procs.say(f"installing {' '.join(PACKAGES)} with apt-get… ", end="")
     started = time.monotonic()
     result = _apt_install()
@@ -128,8 +134,10 @@ def ensure_package() -> str:
     found = server_binary()
     if result.returncode != 0 or not found:
         procs.say("failed")
-        raise UserError(f"apt-get install {' '.join(PACKAGES)} failed:\n"
-                        + "\n".join((result.stdout + result.stderr).splitlines()[-15:]))
+        raise UserError(
+            f"apt-get install {' '.join(PACKAGES)} failed:\n"
+            + "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+        )
     procs.say(f"ok ({time.monotonic() - started:.1f} s)")
     return found
 
@@ -226,7 +234,9 @@ def running_pid(settings: Settings) -> int | None:
 def spawn(settings: Settings, binary: str) -> int:
     p = paths(settings)
     argv = [binary, f"--config-file={p.config}"]
-    return procs.spawn(argv, cwd=p.root, output=p.stdout_log, pidfile=p.pidfile)
+    return procs.spawn(
+        argv, cwd=p.root, output=p.stdout_log, pidfile=p.pidfile, tied=settings.services_die_with_parent
+    )
 
 
 _probing = threading.local()

@@ -106,7 +106,10 @@ def jars_ready(settings: Settings) -> bool:
 def fetch_jars(settings: Settings) -> None:
     """Broker and tools jars into ``libs/`` (skipped when present for this pom)."""
     maven.fetch(
-        POM, paths(settings).libs, marker="kafka_2.13-*.jar", what=f"Kafka {pom_version()}",
+        POM,
+        paths(settings).libs,
+        marker="kafka_2.13-*.jar",
+        what=f"Kafka {pom_version()}",
         hint="or point HZBUS_KAFKA_BOOTSTRAP at an existing broker.",
     )
 
@@ -127,8 +130,10 @@ def rendered_config(settings: Settings) -> dict[Path, str]:
     }
     return {
         target: Template((HERE / template).read_text(encoding="utf-8")).substitute(values)
-        for template, target in (("server.template.properties", p.server_properties),
-                                 ("log4j2.template.xml", p.log4j))
+        for template, target in (
+            ("server.template.properties", p.server_properties),
+            ("log4j2.template.xml", p.log4j),
+        )
     }
 
 
@@ -177,9 +182,19 @@ def format_storage(settings: Settings) -> None:
     procs.say("formatting KRaft storage… ", end="")
     started = time.monotonic()
     cmd = [
-        "java", "-Xmx256m", f"-Dlog4j2.configurationFile={p.log4j}", "-cp", f"{p.libs}/*",
-        "kafka.tools.StorageTool", "format", "-t", _random_cluster_id(),
-        "-c", str(p.server_properties), "--standalone", *kafka_security.format_args(settings),
+        "java",
+        "-Xmx256m",
+        f"-Dlog4j2.configurationFile={p.log4j}",
+        "-cp",
+        f"{p.libs}/*",
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        _random_cluster_id(),
+        "-c",
+        str(p.server_properties),
+        "--standalone",
+        *kafka_security.format_args(settings),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -199,7 +214,9 @@ def running_pid(settings: Settings) -> int | None:
 def spawn(settings: Settings) -> int:
     p = paths(settings)
     argv = [*_java_base(settings), MAIN_CLASS, str(p.server_properties)]
-    return procs.spawn(argv, cwd=p.root, output=p.stdout_log, pidfile=p.pidfile)
+    return procs.spawn(
+        argv, cwd=p.root, output=p.stdout_log, pidfile=p.pidfile, tied=settings.services_die_with_parent
+    )
 
 
 def admin_config(settings: Settings, **extra: Any) -> dict[str, Any]:

@@ -96,8 +96,9 @@ def port_owner(port: int) -> str:
     return out
 
 
-def spawn(argv: Sequence[str], *, cwd: Path, output: Path, pidfile: Path) -> int:
-    """Start ``argv`` detached (own session), stdout+stderr appended to ``output``; record the pid."""
+def spawn(argv: Sequence[str], *, cwd: Path, output: Path, pidfile: Path, tied: bool = False) -> int:
+    """Start ``argv`` detached (own session), stdout+stderr appended to ``output``; record the pid.
+    ``tied``: killed when this process dies (:func:`die_with_parent`), for throw-away services."""
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("ab") as out:
         out.write(f"\n--- started {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(argv)}\n".encode())
@@ -110,6 +111,7 @@ def spawn(argv: Sequence[str], *, cwd: Path, output: Path, pidfile: Path) -> int
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            preexec_fn=die_with_parent if tied else None,
         )
     # The child outlives us; keep Popen from warning about it at interpreter exit.
     proc.returncode = 0

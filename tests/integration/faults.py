@@ -5,6 +5,7 @@ every fault (tests/integration/test_faults.py, docs/reliability.md)."""
 from __future__ import annotations
 
 import io
+import shutil
 import signal
 import subprocess
 import threading
@@ -351,6 +352,62 @@ def lag_report(bus: Bus, group: str, topics: list[str]) -> str:
         consumer.close()
 
 
+def locate_events(bus: Bus, ids: set[str]) -> str:
+    """Where the events ``ids`` are in Kafka (topic[partition]@offset, or "not in Kafka") and
+    the sink group's committed offset of that partition: a failure message that tells a lost
+    publication from a sink that committed past a record it never stored."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    group = f"{bus.prefix}.sink.clickhouse"
+    consumer = Consumer(
+        {"bootstrap.servers": bus.settings.kafka_bootstrap, "group.id": group, "log_level": 0}
+    )
+    where: dict[str, str] = {}
+    try:
+        for topic in event_topics(bus.prefix):
+            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            for p in meta.partitions if meta is not None else ():
+                tp = TopicPartition(topic, p)
+                for offset, event_id in _event_ids(consumer, tp):
+                    if event_id in ids:
+                        (committed,) = consumer.committed([tp], timeout=10)
+                        done = committed.offset if committed.offset >= 0 else "nothing"
+                        where[event_id] = f"{event_id} at {topic}[{p}]@{offset} (sink committed {done})"
+    finally:
+        consumer.close()
+    return "; ".join(where.get(i, f"{i} not in Kafka") for i in sorted(ids))
+
+
+def _event_ids(consumer: Any, tp: Any) -> Iterator[tuple[int, str]]:
+    """(offset, event_id) of every record of one partition up to its end now."""
+    from confluent_kafka import TopicPartition
+
+    low, high = consumer.get_watermark_offsets(tp, timeout=10)
+    if high <= low:
+        return
+    consumer.assign([TopicPartition(tp.topic, tp.partition, low)])
+    seen, deadline = low, time.monotonic() + 30
+    while seen < high and time.monotonic() < deadline:
+        for msg in consumer.consume(500, timeout=1.0):
+            if msg.error() is not None:
+                continue
+            seen = (msg.offset() or 0) + 1
+            try:
+                yield seen - 1, codec.decode(msg.value() or b"").event_id
+            except Exception:  # a record that does not decode (the corrupt ones of the test)
+                continue
+
+
+def keep_logs(processes: list[Crashing]) -> Path:
+    """The processes' logs copied where a CI run leaves them (the checkout's .state)."""
+    into = DIAGNOSTICS / f"crash-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    into.mkdir(parents=True, exist_ok=True)
+    for proc in processes:
+        for log in proc.logs.glob(f"{proc.label}-*.log"):
+            shutil.copy(log, into / log.name)
+    return into
+
+
 def sink_lag(bus: Bus) -> int:
     facts = [f"{bus.prefix}.{f}" for f in ("obligations", "alerts", "findings", "correlations")]
     try:
@@ -418,12 +475,15 @@ def assert_nothing_lost_nothing_twice(
             return False
         return stored == published
 
-    wait_until(
-        all_stored,
-        120,
-        "every published event stored in ClickHouse",
-        lambda: f"({len(published & stored)} of {len(published)} stored, {len(stored - published)} unknown)",
-    )
+    def not_stored() -> str:
+        missing = published - stored
+        found = f"({len(published & stored)} of {len(published)} stored, {len(stored - published)} unknown)"
+        if not missing or len(missing) > 20:
+            return found
+        # where the lost ones are: a publisher that lost them, or a sink that committed past them
+        return f"{found}; {locate_events(bus, missing)}; logs kept in {keep_logs(processes)}"
+
+    wait_until(all_stored, 120, "every published event stored in ClickHouse", not_stored)
     stalled = None
     try:
         wait_for_worker(bus.settings, bus.prefix, quiet=6.0, timeout=120, alive=alive, progress=Progress(50))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import signal
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import orjson
 
 from domain.departments import load_registry
 from domain.obligations import evaluate_events
@@ -23,10 +26,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def publish_file(
-    bus: Bus, path: Path, rejects: Path | None = None, historical: bool = False
+    bus: Bus, path: Path, rejects: Path | None = None, historical: bool = False, expect_rejects: bool = False
 ) -> PublishSummary:
-    writer = RejectWriter(rejects or path.with_suffix(".rejects.jsonl"), str(path), console=io.StringIO())
-    return publish_records(
+    """``hzbus publish PATH`` for the test's prefix. Unless ``expect_rejects``, every record must
+    be published: a test that later misses an event then knows it left the publisher."""
+    console = io.StringIO()
+    writer = RejectWriter(rejects or path.with_suffix(".rejects.jsonl"), str(path), console=console)
+    summary = publish_records(
         read_records(path),
         publisher=KafkaPublisher(bus.settings, prefix=bus.prefix, historical=historical),
         registry=load_registry(),
@@ -34,6 +40,12 @@ def publish_file(
         publishing_dept=None,
         now=datetime.now(UTC),
     )
+    if not expect_rejects:
+        assert summary.rejected == 0 and summary.published == summary.read, (
+            f"{path.name}: {summary.published} of {summary.read} published, {summary.rejected} rejected: "
+            f"{console.getvalue()[:2000]}"
+        )
+    return summary
 
 
 def run_sink(bus: Bus, idle: float = 3.0) -> SinkStats:
@@ -112,3 +124,61 @@ def replayed(path: Path, as_of: datetime) -> dict[str, tuple[object, ...]]:
         )
         for o in evaluation.obligations
     }
+
+
+def assert_same_obligations(
+    bus: Bus, stored: dict[str, tuple[object, ...]], expected: dict[str, tuple[object, ...]]
+) -> None:
+    """``stored == expected``, or a failure that says, for each obligation missing or different,
+    what the worker wrote of it to the obligations topic and how far the sink committed there:
+    a fact the worker never wrote, or one the sink did not store."""
+    if stored == expected:
+        return
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    differ = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
+    lines = [f"{len(missing)} missing, {len(extra)} not expected, {len(differ)} different of {len(expected)}"]
+    written = obligation_facts(bus, set(missing[:10] + differ[:10]))
+    for k in missing[:10] + differ[:10]:
+        on_topic = written.get(k) or "nothing"
+        lines.append(f"{k}: expected {expected[k]}, stored {stored.get(k)}; on the topic: {on_topic}")
+    lines.extend(f"{k}: stored {stored[k]}, not expected" for k in extra[:10])
+    raise AssertionError("\n".join(lines))
+
+
+def obligation_facts(bus: Bus, ids: set[str]) -> dict[str, list[str]]:
+    """The records of the obligations topic whose key is one of ``ids``: partition@offset, the
+    status written, and the sink group's committed offset of that partition."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = f"{bus.prefix}.obligations"
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bus.settings.kafka_bootstrap,
+            "group.id": f"{bus.prefix}.sink.clickhouse",
+            "enable.auto.commit": False,
+            "log_level": 0,
+        }
+    )
+    found: dict[str, list[str]] = {}
+    try:
+        for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+            tp = TopicPartition(topic, p)
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            (committed,) = consumer.committed([tp], timeout=10)
+            consumer.assign([TopicPartition(topic, p, low)])
+            seen, deadline = low, time.monotonic() + 30
+            while seen < high and time.monotonic() < deadline:
+                for msg in consumer.consume(500, timeout=1.0):
+                    if msg.error() is not None:
+                        continue
+                    seen = (msg.offset() or 0) + 1
+                    key = (msg.key() or b"").decode()
+                    if key in ids:
+                        status = orjson.loads(msg.value() or b"{}").get("obligation", {}).get("status")
+                        found.setdefault(key, []).append(
+                            f"[{p}]@{msg.offset()} {status} (sink committed {committed.offset}, end {high})"
+                        )
+    finally:
+        consumer.close()
+    return found

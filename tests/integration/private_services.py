@@ -102,6 +102,7 @@ def private_services(shared: Settings, root: Path) -> Iterator[PrivateServices]:
         kafka_scram_port=scram_port,
         clickhouse_port=ch_port,
         clickhouse_http_port=ch_http_port,
+        services_die_with_parent=True,  # an interrupted test run leaves no broker behind
     )
     shared_libs = kafka_local.paths(shared).libs
     assert kafka_local.jars_ready(shared), f"no Kafka jars in {shared_libs} (run `hzbus infra install`)"

@@ -7,6 +7,11 @@ deleted afterwards.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,7 +23,7 @@ import pytest
 from hzbus.config import Settings, load_settings
 from hzbus.errors import UserError
 from hzbus.topics import all_topics, event_families
-from infra import manager
+from infra import manager, procs
 from infra.kafka_local import admin_config
 
 pytestmark = pytest.mark.integration
@@ -200,3 +205,37 @@ def test_status_reports_both_running(live: Settings) -> None:
 def test_delete_topics_refuses_the_bus_prefix(live: Settings) -> None:
     with pytest.raises(UserError):
         manager.delete_topics(live, live.topic_prefix)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_a_tied_service_dies_with_the_process_that_started_it(tmp_path: Path, tied: bool) -> None:
+    """Throw-away services (``services_die_with_parent``) go when an interrupted run dies;
+    the usual ones outlive ``infra up``."""
+    pidfile = tmp_path / "service.pid"
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from infra import procs; "
+            "procs.spawn(['sleep', '300'], cwd=Path('.'), output=Path(sys.argv[1]), "
+            "pidfile=Path(sys.argv[2]), tied=sys.argv[3] == '1'); time.sleep(300)",
+            str(tmp_path / "service.log"),
+            str(pidfile),
+            "1" if tied else "0",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    deadline = time.monotonic() + 30
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pid = int(pidfile.read_text().split()[0])
+    starter.send_signal(signal.SIGKILL)
+    starter.wait(10)
+    deadline = time.monotonic() + 10
+    while procs.is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        assert procs.is_alive(pid) is not tied
+    finally:
+        if procs.is_alive(pid):
+            os.kill(pid, signal.SIGKILL)

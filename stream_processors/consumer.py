@@ -28,7 +28,9 @@ offset 0 (the reset policy, earliest here, decides where that is), and the fetch
 over no more of that fetch's records (they may predate the seek) and, once the seek is over,
 seeks that record's partition and those of the records left out to their committed offsets
 again. Table changelogs are left to Faust's recovery. Records read twice are handled twice,
-which every agent of the worker allows (at-least-once).
+which every agent of the worker allows (at-least-once). It also logs a warning for any hole
+between two records of a partition handed over with no seek or rebalance in between: records
+skipped by some path not known yet (none of the topics it reads is compacted or transactional).
 
 Related reports: faust-streaming/faust#216 (a partition kept after a rebalance skips events),
 robinhood/faust#681 and faust-streaming/faust#318 (offsets no longer committed after a partition
@@ -54,6 +56,10 @@ class HzConsumer(AIOKafkaConsumer):
     _hz_epoch = 0
     #: the consumer generation the last ``perform_seek`` ran in
     _hz_seek_generation: int | None = None
+    #: (generation, seek epoch) of ``_hz_last``: what is handed over after a seek starts afresh
+    _hz_span: tuple[int, int] = (-1, -1)
+    #: the offset last handed over of each partition, in the span above
+    _hz_last: dict[Any, int] = {}  # replaced on the first hand-over, never mutated here
 
     async def perform_seek(self) -> None:
         """Faust's seek to the committed offsets, then the partitions it did not move."""
@@ -88,6 +94,7 @@ class HzConsumer(AIOKafkaConsumer):
                     again.add(tp)  # this fetch may predate the seek: not handed over, read again
                     continue
                 epoch = self._hz_epoch
+                self._hz_check_gap(tp, message.offset, (generation, epoch))
                 yield tp, message
                 # Resumed when the fetcher asks for the next record: the one above is handed
                 # over and its offset written as read, perhaps over what a seek just set.
@@ -103,6 +110,27 @@ class HzConsumer(AIOKafkaConsumer):
             await records.aclose()
         if again:
             await self._read_again(again)
+
+    def _hz_check_gap(self, tp: Any, offset: int, span: tuple[int, int]) -> None:
+        """Say when a partition's records are handed over with a hole between two of them and
+        no seek or rebalance in between: records skipped, which no topic the worker reads may
+        have (none is compacted or transactional). A diagnostic: the records are not re-read."""
+        last: dict[Any, int]
+        if span != self._hz_span:
+            self._hz_span, self._hz_last = span, {}
+        last = self._hz_last
+        before = last.get(tp)
+        if before is not None and offset > before + 1:
+            log.warning(
+                "%s[%d]: offsets %d-%d skipped (handed over %d, then %d; no seek in between)",
+                tp.topic,
+                tp.partition,
+                before + 1,
+                offset - 1,
+                before,
+                offset,
+            )
+        last[tp] = offset
 
     async def _read_again(self, partitions: set[Any]) -> None:
         """Read ``partitions`` again from their committed offsets once the seek under way is

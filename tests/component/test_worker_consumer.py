@@ -40,13 +40,7 @@ def consumer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     app.consumer_generation_id = 1
 
     async def fetched(self: Any, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
-        for tp, offset in (
-            (ALERTS, 15),
-            (ALERTS, 16),
-            (CHANGELOG, 7),
-            (OTHER, 30),
-            (ALERTS, 17),
-        ):  # one fetch
+        for tp, offset in consumer.test_fetch:  # one fetch
             yield tp, record(offset, tp)
 
     async def committed(self: Any) -> dict[TP, int | None]:
@@ -63,6 +57,7 @@ def consumer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(FaustConsumer, "seek_wait", seek_wait)
     monkeypatch.setattr(FaustConsumer, "assignment", lambda self: {ALERTS, OTHER})
     consumer.seeks = []
+    consumer.test_fetch = [(ALERTS, 15), (ALERTS, 16), (CHANGELOG, 7), (OTHER, 30), (ALERTS, 17)]
     consumer.test_committed = 4
     consumer.test_seek_time = 0.0
     return consumer
@@ -154,3 +149,20 @@ def test_without_a_rebalance_every_record_is_handed_over_and_marked_read(consume
     assert drain(consumer, rebalance_during=None, seek=False) == [15, 16, 7, 30, 17]
     assert consumer._read_offset[ALERTS] == 17
     assert consumer.seeks == []
+
+
+def test_records_skipped_without_a_seek_are_named_in_the_log(
+    consumer: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer.test_fetch = [(ALERTS, 15), (ALERTS, 16), (OTHER, 30), (ALERTS, 19), (OTHER, 31)]
+    assert drain(consumer, rebalance_during=None, seek=False) == [15, 16, 30, 19, 31]
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert skipped == ["comp.alerts[3]: offsets 17-18 skipped (handed over 16, then 19; no seek in between)"]
+
+
+def test_a_jump_across_a_seek_is_not_called_a_skip(consumer: Any, caplog: pytest.LogCaptureFixture) -> None:
+    assert drain(consumer, rebalance_during=None, seek=False) == [15, 16, 7, 30, 17]
+    asyncio.run(consumer.perform_seek())  # another worker committed meanwhile: the next fetch is ahead
+    consumer.test_fetch = [(ALERTS, 40), (ALERTS, 41)]
+    assert drain(consumer, rebalance_during=None, seek=False) == [40, 41]
+    assert not [r for r in caplog.records if "skipped" in r.getMessage()]

@@ -611,7 +611,7 @@ def _expected(t: _Type) -> str:
 
 
 def _iso(value: datetime) -> str:
-    local = value.astimezone(SHANGHAI)
+    local = value if value.tzinfo is SHANGHAI else value.astimezone(SHANGHAI)
     return local.isoformat(timespec="milliseconds" if local.microsecond else "seconds")
 
 
@@ -634,8 +634,8 @@ def to_canonical(event: Event) -> dict[str, Any]:
     millisecond precision where it is nonzero, e.g. ``2026-09-30T10:00:00+08:00``."""
     spec = _current(event.type)
     fields = event.fields
-    where = _where(event.type, event.event_id)
-    _reject_unknown(spec, fields, where, spec.names)
+    if not spec.names.issuperset(fields):  # (the message is built only for a refusal)
+        _reject_unknown(spec, fields, _where(event.type, event.event_id), spec.names)
     out: dict[str, Any] = {
         "type": event.type,
         "event_id": event.event_id,
@@ -646,7 +646,7 @@ def to_canonical(event: Event) -> dict[str, Any]:
     for f in spec.fields:
         value = fields.get(f.name)
         if value is None and not f.optional:
-            raise _bad(where, f.name, f.name, "missing required field")
+            raise _bad(_where(event.type, event.event_id), f.name, f.name, "missing required field")
         out[f.name] = _to_json(f.type, value)
     return out
 

@@ -96,7 +96,8 @@ def decode_event(obj: Any) -> Event:
 
 
 def dump_state(state: KeyState) -> bytes:
-    return orjson.dumps(state.to_dict(encode_event))
+    """The state as stored: orjson writes its obligations and findings (dataclasses) itself."""
+    return orjson.dumps(state.to_dict(encode_event, plain=False))
 
 
 def load_state(key: str, raw: bytes | None) -> KeyState:
@@ -107,10 +108,11 @@ def load_state(key: str, raw: bytes | None) -> KeyState:
 
 def change_records(change: Change) -> list[tuple[str, bytes, bytes]]:
     """(topic family, key, value) records of one change of the obligation engine."""
+    value: dict[str, Any]  # obligations and findings as they are: orjson writes their to_dict()
     if isinstance(change, ObligationChanged):
         o = change.obligation
         value = {
-            "obligation": o.to_dict(),
+            "obligation": o,
             "previous_status": change.previous.status if change.previous else None,
             "at": change.at.isoformat(),
         }
@@ -120,7 +122,7 @@ def change_records(change: Change) -> list[tuple[str, bytes, bytes]]:
             "event": "raised",
             "kind": change.kind,
             "dedup_key": change.dedup_key,
-            "obligation": change.obligation.to_dict(),
+            "obligation": change.obligation,
             "at": change.raised_at.isoformat(),
         }
         return [("alerts", change.dedup_key.encode(), orjson.dumps(value))]
@@ -129,7 +131,7 @@ def change_records(change: Change) -> list[tuple[str, bytes, bytes]]:
             "event": "resolved",
             "kind": change.alert_kind,
             "dedup_key": change.dedup_key,
-            "obligation": change.obligation.to_dict(),
+            "obligation": change.obligation,
             "at": change.resolved_at.isoformat(),
         }
         return [("alerts", change.dedup_key.encode(), orjson.dumps(value))]
@@ -137,7 +139,7 @@ def change_records(change: Change) -> list[tuple[str, bytes, bytes]]:
         f = change.finding
         value = {
             "event": "raised" if isinstance(change, FindingRaised) else "withdrawn",
-            "finding": f.to_dict(),
+            "finding": f,
             "at": change.at.isoformat(),
         }
         return [("findings", f.finding_id.encode(), orjson.dumps(value))]

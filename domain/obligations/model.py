@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Literal
 
 from domain.values import fast_init
@@ -131,11 +132,11 @@ class Obligation:
 
     def same_facts(self, other: Obligation) -> bool:
         """Equal except for ``delay_working_days`` (which grows every day an obligation stays missed)."""
-        names = (f.name for f in fields(self) if f.name != "delay_working_days")
-        return all(getattr(self, n) == getattr(other, n) for n in names)
+        return bool(_facts_of(self) == _facts_of(other))
 
 
 _OBLIGATION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Obligation))
+_facts_of = attrgetter(*(name for name in _OBLIGATION_FIELDS if name != "delay_working_days"))
 
 
 @fast_init

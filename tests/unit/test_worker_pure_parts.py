@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
 
+import orjson
 import pytest
 
+from domain.events import SHANGHAI
+from domain.obligations import ObligationChanged, evaluate_events
+from hzbus.calendar_source import load_calendar
+from producers.readers import read_records
+from producers.simulate import write_simulation
+from schemas import codec
 from stream_processors.envelope import (
     EVENT,
     TICK,
@@ -19,7 +28,7 @@ from stream_processors.envelope import (
     unpack,
 )
 from stream_processors.notifiers import alert_text
-from stream_processors.worker import DeadlineHeap
+from stream_processors.worker import DeadlineHeap, change_records, dump_state, encode_event, load_state
 
 T = datetime(2026, 10, 10, 15, 59, 59, tzinfo=UTC)
 
@@ -106,3 +115,33 @@ def test_the_alert_text_names_department_reference_due_time_and_clause_in_chines
         }
     )
     assert resolved.startswith("【执法协作提醒已解除】") and "2026-10-12 09:00:00" in resolved
+
+
+def test_the_worker_writes_obligations_and_findings_as_the_bytes_of_their_to_dict(tmp_path: Path) -> None:
+    """The worker leaves obligations and findings to orjson (a dataclass as its fields in order,
+    times in ISO-8601): the stored states and the facts must stay byte for byte what their
+    ``to_dict`` gives, for every kind and status, UTC times and microseconds included."""
+    path = tmp_path / "events.jsonl"
+    write_simulation(path, days=20, seed=3, start=date(2026, 9, 1))
+    events = [codec.from_canonical(r.data) for r in read_records(path) if r.data is not None]
+    evaluation = evaluate_events(events, datetime(2026, 10, 15, tzinfo=SHANGHAI), load_calendar())
+    obligations = list(evaluation.obligations)
+    assert {o.status for o in obligations} == {"open", "met", "late", "missed"}
+    first = obligations[0]
+    odd = replace(
+        first,
+        fulfilled_at=datetime(2026, 9, 3, 1, 2, 3, 456789, tzinfo=UTC),
+        clock_stopped_since=datetime(2026, 9, 2, 8, 0, tzinfo=SHANGHAI),
+        extension_reason="材料收集",
+    )
+    for o in [*obligations, odd]:
+        assert orjson.dumps(o) == orjson.dumps(o.to_dict()), o.obligation_id
+    assert evaluation.findings
+    for f in evaluation.findings:
+        assert orjson.dumps(f) == orjson.dumps(f.to_dict()), f.finding_id
+    states = [s for s in evaluation.states.values() if s.obligations or s.findings]
+    for state in states:
+        assert dump_state(state) == orjson.dumps(state.to_dict(encode_event)), state.key
+        assert load_state(state.key, dump_state(state)) == state
+    (_family, _key, fact) = change_records(ObligationChanged(odd, None, odd.due_at))[0]
+    assert orjson.loads(fact)["obligation"] == odd.to_dict()

@@ -59,7 +59,7 @@ class HzConsumer(AIOKafkaConsumer):
     #: (generation, seek epoch) of ``_hz_last``: what is handed over after a seek starts afresh
     _hz_span: tuple[int, int] = (-1, -1)
     #: the offset last handed over of each partition, in the span above
-    _hz_last: dict[Any, int] = {}  # replaced on the first hand-over, never mutated here
+    _hz_last: dict[Any, int]  # (set with the first span)
 
     async def perform_seek(self) -> None:
         """Faust's seek to the committed offsets, then the partitions it did not move."""

@@ -76,15 +76,17 @@ def _existing_scram_users(admin: Any, users: list[str]) -> set[str]:
 
 def ensure_scram_users(settings: Settings, admin: Any, users: list[str]) -> list[str]:
     """A SCRAM-SHA-256 credential on the broker for each of ``users``, with the password of the
-    credential store (generated if absent). Returns the users created or re-keyed now."""
+    credential store (generated if absent). Returns the users the broker did not know.
+
+    Every credential is written again, known or not: the broker may hold another password for
+    a principal (a second checkout's ``infra principals`` on the same broker re-keyed it, and
+    this checkout's departments were then refused as "invalid credentials")."""
     from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
     existing = _existing_scram_users(admin, users)
     upserts = []
     for user in users:
-        password, generated = kafka_auth.ensure_password(settings, user)
-        if user in existing and not generated:
-            continue  # the stored password is the one the broker knows
+        password, _generated = kafka_auth.ensure_password(settings, user)
         upserts.append(
             UserScramCredentialUpsertion(
                 user,
@@ -101,7 +103,7 @@ def ensure_scram_users(settings: Settings, admin: Any, users: list[str]) -> list
                 raise UserError(f"creating the SCRAM credential of {user} failed: {exc}") from None
     if identity.OPERATOR in users:
         operator_marker(settings).touch()
-    return sorted(u.user for u in upserts)
+    return sorted(set(users) - existing)
 
 
 def register_operator_if_open(settings: Settings) -> bool:

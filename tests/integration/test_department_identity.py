@@ -324,3 +324,20 @@ def test_the_analyst_cannot_change_anything(
             secured.query(statement, *analyst)
     still = secured.query("SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'events'")
     assert still == [(1,)]
+
+
+def test_a_login_another_checkout_re_keyed_on_the_broker_is_restored_by_principals(
+    secured: Secured, tmp_path: Path
+) -> None:
+    """Two checkouts on one broker each keep their own credential store: the second one's
+    ``infra principals`` gave the broker its passwords, and this checkout's departments were
+    refused ("invalid credentials") until it wrote its own again."""
+    other = replace(secured.open, state_dir=tmp_path / "other-checkout")
+    sjj = identity.dept_principal(SJJ)
+    admin = manager._admin(secured.open)
+    kafka_security.ensure_scram_users(other, admin, [sjj])  # the other store's new password
+    value = codec.encode(_event(SJJ, 90))
+    topic = identity.ingress_topic(secured.prefix, SJJ)
+    assert _produce_raw(secured.as_dept(SJJ), topic, value, b"k") is not None  # signed in no more
+    kafka_security.ensure_principals(secured.open, prefix=secured.prefix, codes=[SJJ, ZFJ])
+    assert _produce_raw(secured.as_dept(SJJ), topic, value, b"k") is None

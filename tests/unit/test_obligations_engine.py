@@ -132,6 +132,22 @@ def test_the_batch_evaluation_sorts_by_due_time_and_adds_the_annual_meeting() ->
     assert [f.kind for f in result.findings] == ["incomplete_transfer"]
 
 
+def test_the_batch_builds_each_key_state_with_every_field_as_its_init_would() -> None:
+    from dataclasses import fields
+
+    from domain.obligations import engine
+
+    assert tuple(f.name for f in fields(KeyState)) == engine.STATE_FIELDS
+    as_of = at("2026-12-10 00:00")
+    result = evaluate_events([*case_story(), verified()], as_of, CAL)
+    assert set(result.states) == {"case:C1", "complaint:C1", "complaint:T1", "year:2026"}
+    for state in result.states.values():
+        assert state == KeyState(**{f.name: getattr(state, f.name) for f in fields(KeyState)})
+        assert state.as_of == as_of
+        assert list(state.obligations) == evaluate(state, as_of, CAL)
+        assert list(state.findings) == findings(state, as_of)
+
+
 def test_a_key_state_survives_a_round_trip_through_a_table() -> None:
     state, _ = advance(fold("case:C1", case_story()), at("2026-12-10 00:00"), CAL)
     stored = state.to_dict(lambda e: {"id": e.event_id})

@@ -4,14 +4,12 @@ and ``as_of`` give a status and a delay (domain.md, "Time rules")."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
 from domain.calendar import Deadline, WorkingDayCalendar, shanghai_date
 from domain.events import Event
 from domain.obligations.model import CLAUSES, RULE_VERSION, Obligation
-from domain.values import fast_init
 
 
 def known(events: Iterable[Event], as_of: datetime, *types: str) -> Iterator[Event]:
@@ -33,11 +31,14 @@ def publication_time(event: Event) -> datetime:
     return event.published_at if event.published_at is not None else event.recorded_at
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
 class Fulfilment:
-    at: datetime
-    event_id: str
+    """The fact that fulfils an obligation: its time and event id. A plain class, not a
+    dataclass: compiled, it is a native class built without an interpreted ``__init__`` (a
+    dataclass keeps the one ``dataclasses`` generates)."""
+
+    def __init__(self, at: datetime, event_id: str) -> None:
+        self.at: Final = at
+        self.event_id: Final = event_id
 
 
 def fulfilment_by(event: Event | None) -> Fulfilment | None:

@@ -265,7 +265,8 @@ def next_wakeup(state: KeyState, calendar: WorkingDayCalendar) -> datetime | Non
 @dataclass(frozen=True, slots=True)
 class Evaluation:
     """Everything a batch of events obliges at ``as_of``: obligations sorted by (due_at,
-    obligation_id), findings by (at, finding_id), and the states per key."""
+    obligation_id), findings by (at, finding_id), and the states per key (none when
+    :func:`evaluate_events` is told not to keep them)."""
 
     as_of: datetime
     obligations: list[Obligation]
@@ -296,9 +297,13 @@ def years_to_assess(events: Iterable[Event], as_of: datetime) -> range:
     return range(min(first, last), last + 1)
 
 
-def evaluate_events(events: Iterable[Event], as_of: datetime, calendar: WorkingDayCalendar) -> Evaluation:
+def evaluate_events(
+    events: Iterable[Event], as_of: datetime, calendar: WorkingDayCalendar, *, keep_states: bool = True
+) -> Evaluation:
     """Fold ``events`` (any order, duplicates allowed) into per-key states and evaluate them at
-    ``as_of``: what ``hzbus replay`` prints and what the scorecard counts."""
+    ``as_of``: what ``hzbus replay`` prints and what the scorecard counts. ``keep_states=False``
+    leaves :attr:`Evaluation.states` empty (the obligations and findings are the same): for a
+    shell that prints or counts them only, which then neither builds nor frees a state per key."""
     _require_aware(as_of, "as_of")
     # in the events' own zone object: comparing aware datetimes that share a tzinfo skips
     # two utcoffset() calls each, and the rules compare as_of with every event time
@@ -316,7 +321,8 @@ def evaluate_events(events: Iterable[Event], as_of: datetime, calendar: WorkingD
         events_ = unique_events(group)
         obs = _evaluate(prefix, ref, events_, as_of, calendar)
         fnd = _findings(prefix, ref, events_, as_of)
-        states[key] = _key_state(key, events_, as_of, tuple(obs), tuple(fnd))
+        if keep_states:
+            states[key] = _key_state(key, events_, as_of, tuple(obs), tuple(fnd))
         obligations.extend(obs)
         found.extend(fnd)
     # by (due_at, obligation_id) as sort_key orders, in two stable passes (minor key first):

@@ -148,6 +148,15 @@ def test_the_batch_builds_each_key_state_with_every_field_as_its_init_would() ->
         assert list(state.findings) == findings(state, as_of)
 
 
+def test_a_batch_that_keeps_no_states_gives_the_same_obligations_and_findings() -> None:
+    events = [*case_story(), verified(), *case_story()]  # duplicates too
+    for as_of in (at("2026-11-03 00:00"), at("2026-12-10 00:00")):
+        kept = evaluate_events(events, as_of, CAL)
+        lean = evaluate_events(events, as_of, CAL, keep_states=False)
+        assert (lean.as_of, lean.obligations, lean.findings) == (kept.as_of, kept.obligations, kept.findings)
+        assert lean.states == {} and kept.states
+
+
 def test_a_key_state_survives_a_round_trip_through_a_table() -> None:
     state, _ = advance(fold("case:C1", case_story()), at("2026-12-10 00:00"), CAL)
     stored = state.to_dict(lambda e: {"id": e.event_id})

@@ -157,6 +157,11 @@ def canonical_variants(event: Any) -> list[Any]:
     out.append({**obj, "unknown": 1})
     for moment in ("2026-09-30T10:00:00Z", "2026-09-30T10:00:00.123+08:00", "2026-09-30T10:00:00"):
         out.append({**obj, "occurred_at": moment})
+    # the hour of recorded_at is known once read: its minutes and seconds, read from their
+    # digits, in and out of range, and other characters where they stand
+    hour = str(obj["recorded_at"])[:14]
+    for mm_ss in ("00:00", "59:59", "07:30", "60:00", "00:60", "5x:00", "0\u0663:00", "00.00", "0:000"):
+        out.append({**obj, "recorded_at": f"{hour}{mm_ss}+08:00"})
     return out
 
 

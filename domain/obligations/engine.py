@@ -292,7 +292,11 @@ def years_to_assess(events: Iterable[Event], as_of: datetime) -> range:
     known at ``as_of`` (or as_of's year) to as_of's year."""
     last = shanghai_date(as_of).year
     # the year of the earliest instant: a later instant is never in an earlier Shanghai year
-    earliest = min((t for e in events if (t := e.occurred_at) <= as_of), default=None)
+    earliest: datetime | None = None
+    for e in events:  # min() of the times known at as_of, in a plain loop (it sees every event)
+        t = e.occurred_at
+        if t <= as_of and (earliest is None or t < earliest):
+            earliest = t
     first = last if earliest is None else shanghai_date(earliest).year
     return range(min(first, last), last + 1)
 

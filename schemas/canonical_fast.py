@@ -109,9 +109,10 @@ class TimeReader:
 
 class EventMaker:
     """Builds instances of a frozen, slotted event class with the fields ``type, event_id,
-    source_dept, occurred_at, recorded_at, fields, published_at`` (in that order) through its
-    slots, as ``domain.values.fast_init``'s ``__init__`` does, without the ``__post_init__``
-    check: the reader's times are aware by construction."""
+    source_dept, occurred_at, recorded_at, fields, published_at`` (in that order) without its
+    ``__init__``, so without the ``__post_init__`` check (the reader's times are aware by
+    construction): a draft of the same slots filled in, then given the class (as
+    ``domain.values.draft_class`` does; CPython checks the two layouts are the same)."""
 
     def __init__(self, cls: type) -> None:
         names = ("type", "event_id", "source_dept", "occurred_at", "recorded_at", "fields", "published_at")
@@ -119,15 +120,8 @@ class EventMaker:
         if slots != names:
             raise TypeError(f"{cls.__name__}: expected the slots {names}, got {slots}")
         self.cls = cls
+        self.draft: type = type(f"{cls.__name__}Draft", (), {"__slots__": names})
         self.new: Callable[[type], Any] = object.__new__
-        setters = [cls.__dict__[n].__set__ for n in names]
-        self.s_type: Callable[[object, object], None] = setters[0]
-        self.s_id: Callable[[object, object], None] = setters[1]
-        self.s_dept: Callable[[object, object], None] = setters[2]
-        self.s_occurred: Callable[[object, object], None] = setters[3]
-        self.s_recorded: Callable[[object, object], None] = setters[4]
-        self.s_fields: Callable[[object, object], None] = setters[5]
-        self.s_published: Callable[[object, object], None] = setters[6]
 
     def make(
         self,
@@ -138,14 +132,15 @@ class EventMaker:
         recorded_at: datetime,
         fields: dict[str, object],
     ) -> Any:
-        event = self.new(self.cls)
-        self.s_type(event, event_type)
-        self.s_id(event, event_id)
-        self.s_dept(event, source_dept)
-        self.s_occurred(event, occurred_at)
-        self.s_recorded(event, recorded_at)
-        self.s_fields(event, fields)
-        self.s_published(event, None)
+        event = self.new(self.draft)
+        event.type = event_type
+        event.event_id = event_id
+        event.source_dept = source_dept
+        event.occurred_at = occurred_at
+        event.recorded_at = recorded_at
+        event.fields = fields
+        event.published_at = None
+        event.__class__ = self.cls
         return event
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from operator import attrgetter
-from typing import Final
+from typing import Any, Final
 
 from domain.calendar import WorkingDayCalendar, shanghai_date
 from domain.events import SHANGHAI, Event
@@ -39,6 +39,7 @@ from domain.obligations.rules.determinations import determination_reply
 from domain.obligations.rules.meetings import annual_joint_meeting
 from domain.obligations.rules.sharing import approval_share, penalty_share, written_share
 from domain.obligations.state import KeyState, unique_events
+from domain.values import draft_class
 
 Rule = Callable[[str, Sequence[Event], datetime, WorkingDayCalendar], Obligation | None]
 
@@ -345,29 +346,20 @@ def _key_state(
     obligations: tuple[Obligation, ...],
     findings: tuple[Finding, ...],
 ) -> KeyState:
-    """``KeyState(key, events, as_of, obligations, findings)`` built through its slots, as its
-    ``__init__`` would (``domain.values.fast_init``), without the interpreted ``__init__`` and
-    its ``__post_init__`` check of the key: :func:`evaluate_events` makes its keys with
+    """``KeyState(key, events, as_of, obligations, findings)`` built as a draft of its slots
+    (``domain.values.draft_class``), without the interpreted ``__init__`` and its
+    ``__post_init__`` check of the key: :func:`evaluate_events` makes its keys with
     :func:`correlation_keys` and :func:`year_key`, which give only known kinds.
-    tests/unit/test_obligations_engine.py checks every field is set, in the dataclass's order."""
-    state = _new_state(KeyState)
-    _set_key(state, key)
-    _set_events(state, events)
-    _set_as_of(state, as_of)
-    _set_obligations(state, obligations)
-    _set_findings(state, findings)
+    tests/unit/test_obligations_engine.py checks every field is set as ``KeyState(...)`` sets it."""
+    state: Any = _new(_STATE_DRAFT)
+    state.key = key
+    state.events = events
+    state.as_of = as_of
+    state.obligations = obligations
+    state.findings = findings
+    state.__class__ = KeyState
     return state
 
 
-def _state_setter(name: str) -> Callable[[KeyState, object], None]:
-    setter: Callable[[KeyState, object], None] = KeyState.__dict__[name].__set__
-    return setter
-
-
-_new_state: Final[Callable[[type[KeyState]], KeyState]] = object.__new__
-STATE_FIELDS: Final = ("key", "events", "as_of", "obligations", "findings")
-_set_key: Final = _state_setter("key")
-_set_events: Final = _state_setter("events")
-_set_as_of: Final = _state_setter("as_of")
-_set_obligations: Final = _state_setter("obligations")
-_set_findings: Final = _state_setter("findings")
+_STATE_DRAFT: Final = draft_class(KeyState)
+_new: Final[Callable[[type], Any]] = object.__new__

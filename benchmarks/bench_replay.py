@@ -62,7 +62,7 @@ def replay(path: Path, as_of: datetime) -> tuple[float, dict[str, float], int]:
 def _replay(path: Path, as_of: datetime, calendar: WorkingDayCalendar) -> tuple[int, int, tuple[float, ...]]:
     events, errors = read_events(path)
     t1 = time.process_time()
-    result = evaluate_events(events, as_of, calendar)
+    result = evaluate_events(events, as_of, calendar, keep_states=False)  # as hzbus replay does
     t2 = time.process_time()
     with open("/dev/null", "wb") as out:
         write_jsonl(result, out)

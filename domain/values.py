@@ -6,6 +6,9 @@ with one that stores each field through its slot's descriptor, found once: the s
 defaults, default factories and ``__post_init__``, about twice as fast (the engine builds an
 event per line of a replayed file and an obligation per key). Everything else of the dataclass
 (equality, hashing, ``replace``, ``fields``, immutability) is unchanged.
+
+:func:`draft_class` goes further for compiled code that builds many values: a mutable twin of
+the same slots, filled in by plain attribute stores and then given the real class.
 """
 
 from __future__ import annotations
@@ -50,3 +53,20 @@ def fast_init(cls: type[T]) -> type[T]:
     init.__doc__ = cls.__init__.__doc__
     cls.__init__ = init  # type: ignore[method-assign]
     return cls
+
+
+def draft_class(cls: type[T]) -> type:
+    """A mutable twin of the frozen, slotted dataclass ``cls``: the same slots, nothing else.
+
+    For code that builds many ``cls`` values (the engine's obligations, replay's events): an
+    instance of the twin gets its fields by plain attribute stores, then ``cls`` as its class
+    (``draft.__class__ = cls``), which CPython allows between classes of one layout and checks
+    (TypeError otherwise). The result is what ``cls(...)`` builds, without ``__init__`` (so
+    without ``__post_init__``: the caller checks what it would) and about three times faster
+    than storing each field through its slot's descriptor. A field left unset stays unset: the
+    caller's tests compare what it builds with ``cls(...)``."""
+    params = getattr(cls, "__dataclass_params__", None)
+    slots = cls.__dict__.get("__slots__")
+    if not is_dataclass(cls) or params is None or not params.frozen or slots is None:
+        raise TypeError(f"{cls.__name__}: draft_class takes a frozen dataclass with slots")
+    return type(f"{cls.__name__}Draft", (), {"__slots__": tuple(slots), "__module__": cls.__module__})

@@ -37,6 +37,7 @@ MODULES = (
     "schemas/admission.py",
     "sinks/clickhouse/rows.py",
     "sinks/clickhouse/take.py",
+    "domain/calendar.py",
     "domain/obligations/engine.py",
     "domain/obligations/state.py",
     "domain/obligations/keys.py",

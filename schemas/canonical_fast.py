@@ -39,6 +39,13 @@ class Slow(Exception):
     """Not the ordinary case: the general reader decides."""
 
 
+#: the keys of every event besides its type's own fields
+_COMMON = ("event_id", "source_dept", "occurred_at", "recorded_at")
+_TYPE_AND_COMMON = frozenset(("type", *_COMMON))
+#: a value no JSON object holds
+_ABSENT: object = object()
+
+
 class FieldSpec:
     """One field of a type: its name, kind (and, for an array, its items' kind), whether it
     may be null or absent, the allowed values of an enum, and the full-match of its pattern."""
@@ -65,26 +72,29 @@ class FieldSpec:
 class TimeReader:
     """``codec._parse_timestamp`` of an ordinary ISO string in ``zone`` (+08:00); raises
     otherwise. The usual form, ``2026-09-30T10:00:00+08:00``, is its hour (parsed once,
-    remembered) plus minutes and seconds looked up. An hour is remembered only from a time that
-    ``fromisoformat`` read and that ``isoformat`` writes back identically, so whatever the
-    cache answers, the general parser answers the same."""
+    remembered) plus its minutes and seconds, read from their digits. An hour is remembered
+    only from a time that ``fromisoformat`` read and that ``isoformat`` writes back
+    identically, so whatever the cache answers, the general parser answers the same."""
 
     def __init__(self, zone: tzinfo) -> None:
         self.zone = zone
         self.hours: dict[str, datetime] = {}
-        self.minute_second: dict[str, timedelta] = {
-            f"{m:02d}:{s:02d}": timedelta(minutes=m, seconds=s) for m in range(60) for s in range(60)
-        }
+        #: MM:SS as minutes * 60 + seconds (MM and SS from 00 to 59)
+        self.minute_second: list[timedelta] = [timedelta(seconds=s) for s in range(3600)]
 
     def read(self, value: object) -> datetime:
         if not isinstance(value, str):
             raise Slow()
-        if len(value) == 25 and value[13] == ":" and value[19:] == "+08:00":
+        if len(value) == 25 and value[13] == ":" and value[16] == ":" and value.endswith("+08:00"):
             hour = self.hours.get(value[:13])
             if hour is not None:
-                delta = self.minute_second.get(value[14:19])
-                if delta is not None:
-                    return hour + delta
+                # the digits of MM:SS read in place (no slice, no lookup by text)
+                m1 = ord(value[14]) - 48
+                m2 = ord(value[15]) - 48
+                s1 = ord(value[17]) - 48
+                s2 = ord(value[18]) - 48
+                if 0 <= m1 <= 5 and 0 <= m2 <= 9 and 0 <= s1 <= 5 and 0 <= s2 <= 9:
+                    return hour + self.minute_second[(m1 * 10 + m2) * 60 + s1 * 10 + s2]
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:
             raise Slow()
@@ -99,9 +109,10 @@ class TimeReader:
 
 class EventMaker:
     """Builds instances of a frozen, slotted event class with the fields ``type, event_id,
-    source_dept, occurred_at, recorded_at, fields, published_at`` (in that order) through its
-    slots, as ``domain.values.fast_init``'s ``__init__`` does, without the ``__post_init__``
-    check: the reader's times are aware by construction."""
+    source_dept, occurred_at, recorded_at, fields, published_at`` (in that order) without its
+    ``__init__``, so without the ``__post_init__`` check (the reader's times are aware by
+    construction): a draft of the same slots filled in, then given the class (as
+    ``domain.values.draft_class`` does; CPython checks the two layouts are the same)."""
 
     def __init__(self, cls: type) -> None:
         names = ("type", "event_id", "source_dept", "occurred_at", "recorded_at", "fields", "published_at")
@@ -109,15 +120,8 @@ class EventMaker:
         if slots != names:
             raise TypeError(f"{cls.__name__}: expected the slots {names}, got {slots}")
         self.cls = cls
+        self.draft: type = type(f"{cls.__name__}Draft", (), {"__slots__": names})
         self.new: Callable[[type], Any] = object.__new__
-        setters = [cls.__dict__[n].__set__ for n in names]
-        self.s_type: Callable[[object, object], None] = setters[0]
-        self.s_id: Callable[[object, object], None] = setters[1]
-        self.s_dept: Callable[[object, object], None] = setters[2]
-        self.s_occurred: Callable[[object, object], None] = setters[3]
-        self.s_recorded: Callable[[object, object], None] = setters[4]
-        self.s_fields: Callable[[object, object], None] = setters[5]
-        self.s_published: Callable[[object, object], None] = setters[6]
 
     def make(
         self,
@@ -128,14 +132,15 @@ class EventMaker:
         recorded_at: datetime,
         fields: dict[str, object],
     ) -> Any:
-        event = self.new(self.cls)
-        self.s_type(event, event_type)
-        self.s_id(event, event_id)
-        self.s_dept(event, source_dept)
-        self.s_occurred(event, occurred_at)
-        self.s_recorded(event, recorded_at)
-        self.s_fields(event, fields)
-        self.s_published(event, None)
+        event = self.new(self.draft)
+        event.type = event_type
+        event.event_id = event_id
+        event.source_dept = source_dept
+        event.occurred_at = occurred_at
+        event.recorded_at = recorded_at
+        event.fields = fields
+        event.published_at = None
+        event.__class__ = self.cls
         return event
 
 
@@ -150,15 +155,22 @@ class ObjectReader:
         times: TimeReader,
         maker: EventMaker,
     ) -> None:
+        if len(allowed) != len(fields) + 5 or {f.name for f in fields} | _TYPE_AND_COMMON != allowed:
+            raise ValueError(f"{event_type}: the allowed keys must be its fields, 'type' and {_COMMON}")
         self.event_type = event_type
         self.allowed = allowed
         self.fields = fields
+        #: the fields of an event, in order, each None: copied and filled in for each object
+        #: (the copy is sized at once; filling in adds no key)
+        self.blank: dict[str, object] = dict.fromkeys([f.name for f in fields])
         self.times = times
         self.maker = maker
 
     def read(self, obj: dict[str, Any]) -> Any:
-        if not self.allowed.issuperset(obj):
-            raise Slow()
+        # every key of obj is allowed when the allowed keys found in it are as many: "type"
+        # (the caller found it), the four common fields (required below) and the type's own
+        # fields present (null or not), counted as they are looked up
+        present = 5
         event_id = obj.get("event_id")
         source_dept = obj.get("source_dept")
         if not isinstance(event_id, str) or not isinstance(source_dept, str):
@@ -166,14 +178,17 @@ class ObjectReader:
         times = self.times
         occurred_at = times.read(obj.get("occurred_at"))
         recorded_at = times.read(obj.get("recorded_at"))
-        out: dict[str, object] = {}
+        out = self.blank.copy()
+        absent = _ABSENT
         for f in self.fields:
-            v = obj.get(f.name)
-            if v is None:
+            v = obj.get(f.name, absent)
+            if v is absent or v is None:  # out has None for it
                 if not f.optional:
                     raise Slow()
-                out[f.name] = None
+                if v is None:
+                    present += 1
                 continue
+            present += 1
             kind = f.kind
             if kind == ARRAY:
                 if type(v) is not list:
@@ -187,6 +202,8 @@ class ObjectReader:
             pattern = f.pattern
             if pattern is not None and (type(v) is not str or not pattern(v)):
                 raise Slow()
+        if present != len(obj):  # a key of no field of the type
+            raise Slow()
         return self.maker.make(self.event_type, event_id, source_dept, occurred_at, recorded_at, out)
 
     def value(self, v: object, kind: int, symbols: frozenset[str]) -> object:

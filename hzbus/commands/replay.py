@@ -150,7 +150,7 @@ def _replay(path: Path, as_of: datetime, calendar: WorkingDayCalendar, fmt: str,
     events, errors = read_events(path)
     for message in errors:
         print(message, file=sys.stderr)
-    result = evaluate_events(events, as_of, calendar)
+    result = evaluate_events(events, as_of, calendar, keep_states=False)  # prints obligations only
     if fmt == "table":
         sys.stdout.write(render_table(result) + "\n")
     elif (stdout := _utf8_stdout()) is not None:

@@ -132,6 +132,45 @@ def test_the_batch_evaluation_sorts_by_due_time_and_adds_the_annual_meeting() ->
     assert [f.kind for f in result.findings] == ["incomplete_transfer"]
 
 
+def test_the_batch_builds_each_key_state_with_every_field_as_its_init_would() -> None:
+    from dataclasses import fields
+
+    as_of = at("2026-12-10 00:00")
+    result = evaluate_events([*case_story(), verified()], as_of, CAL)
+    assert set(result.states) == {"case:C1", "complaint:C1", "complaint:T1", "year:2026"}
+    for state in result.states.values():
+        # every field set (an unset slot raises AttributeError here), as KeyState(...) sets it
+        assert type(state) is KeyState
+        assert state == KeyState(**{f.name: getattr(state, f.name) for f in fields(KeyState)})
+        assert state.as_of == as_of
+        assert list(state.obligations) == evaluate(state, as_of, CAL)
+        assert list(state.findings) == findings(state, as_of)
+
+
+def test_the_years_assessed_run_from_the_earliest_known_event_to_as_of() -> None:
+    from datetime import timedelta, timezone
+
+    from domain.obligations import years_to_assess
+
+    old = ev("StopOrdered", "2024-12-31 23:30", case_id="C1")
+    utc_new_year = replace(old, occurred_at=at("2025-01-01 07:30").astimezone(timezone(timedelta(0))))
+    future = ev("StopOrdered", "2027-03-01 10:00", case_id="C1")
+    as_of = at("2026-11-20 00:00")
+    assert years_to_assess([future, utc_new_year, old], as_of) == range(2024, 2027)
+    assert years_to_assess([future, utc_new_year], as_of) == range(2025, 2027)
+    assert years_to_assess([future], as_of) == range(2026, 2027)
+    assert years_to_assess([], as_of) == range(2026, 2027)
+
+
+def test_a_batch_that_keeps_no_states_gives_the_same_obligations_and_findings() -> None:
+    events = [*case_story(), verified(), *case_story()]  # duplicates too
+    for as_of in (at("2026-11-03 00:00"), at("2026-12-10 00:00")):
+        kept = evaluate_events(events, as_of, CAL)
+        lean = evaluate_events(events, as_of, CAL, keep_states=False)
+        assert (lean.as_of, lean.obligations, lean.findings) == (kept.as_of, kept.obligations, kept.findings)
+        assert lean.states == {} and kept.states
+
+
 def test_a_key_state_survives_a_round_trip_through_a_table() -> None:
     state, _ = advance(fold("case:C1", case_story()), at("2026-12-10 00:00"), CAL)
     stored = state.to_dict(lambda e: {"id": e.event_id})

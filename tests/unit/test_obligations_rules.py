@@ -634,11 +634,10 @@ def test_an_urgent_case_transferred_without_a_prior_stop_order_is_a_finding() ->
 
 
 def test_settle_builds_each_obligation_with_every_field_as_its_init_would() -> None:
-    from dataclasses import fields
+    from dataclasses import FrozenInstanceError, fields
 
     from domain.obligations.rules import _common
 
-    assert tuple(f.name for f in fields(Obligation)) == _common.SETTLED_FIELDS
     assert not hasattr(Obligation, "__post_init__")
     at = datetime(2026, 9, 30, 10, tzinfo=SHANGHAI)
     event = Event("ApprovalIssued", "e1", "HZ-SJJ", at, at, {"approval_id": "A1"})
@@ -654,5 +653,9 @@ def test_settle_builds_each_obligation_with_every_field_as_its_init_would() -> N
         calendar=CAL,
         period=3,
     )
+    assert type(built) is Obligation
+    # every field set (an unset slot raises AttributeError here), as Obligation(...) sets it
     assert built == Obligation(**{f.name: getattr(built, f.name) for f in fields(Obligation)})
+    with pytest.raises(FrozenInstanceError):
+        built.status = "met"  # type: ignore[misc]
     assert built.obligation_id == "approval_share:A1" and built.status == "open"

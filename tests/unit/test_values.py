@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import FrozenInstanceError, dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 import pytest
 
 from domain.events import SHANGHAI, Event
-from domain.values import fast_init
+from domain.values import draft_class, fast_init
 
 T = datetime(2026, 9, 30, 10, tzinfo=SHANGHAI)
 
@@ -89,3 +90,35 @@ def test_only_frozen_slotted_dataclasses_without_init_false_fields_are_taken() -
     for cls in (NoSlots, Computed):
         with pytest.raises(TypeError):
             fast_init(cls)
+
+
+def test_a_draft_filled_in_becomes_the_value_its_init_would_build() -> None:
+    draft = draft_class(Plain)
+    built: Any = object.__new__(draft)
+    built.a, built.b, built.c, built.seen = "x", 5, {"k": 1}, ["s"]
+    built.__class__ = Plain
+    assert type(built) is Plain and built == Plain("x", 5, {"k": 1})
+    with pytest.raises(FrozenInstanceError):
+        built.a = "z"
+    unfinished: Any = object.__new__(draft)
+    unfinished.a = "x"
+    unfinished.__class__ = Plain
+    with pytest.raises(AttributeError):  # a field left unset stays unset: never a default
+        _ = unfinished.b
+
+
+def test_only_a_frozen_slotted_dataclass_has_a_draft_and_only_its_own_layout_passes() -> None:
+    @dataclass(frozen=True)
+    class NoSlots:
+        a: int
+
+    @dataclass(slots=True)
+    class Mutable:
+        a: int
+
+    for cls in (NoSlots, Mutable):
+        with pytest.raises(TypeError):
+            draft_class(cls)
+    other: Any = object.__new__(draft_class(Fast))
+    with pytest.raises(TypeError):  # CPython refuses a class of another layout
+        other.__class__ = Event

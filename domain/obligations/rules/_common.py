@@ -4,14 +4,13 @@ and ``as_of`` give a status and a delay (domain.md, "Time rules")."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from domain.calendar import Deadline, WorkingDayCalendar, shanghai_date
 from domain.events import Event
 from domain.obligations.model import CLAUSES, RULE_VERSION, Obligation
-from domain.values import fast_init
+from domain.values import draft_class
 
 
 def known(events: Iterable[Event], as_of: datetime, *types: str) -> Iterator[Event]:
@@ -33,11 +32,14 @@ def publication_time(event: Event) -> datetime:
     return event.published_at if event.published_at is not None else event.recorded_at
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
 class Fulfilment:
-    at: datetime
-    event_id: str
+    """The fact that fulfils an obligation: its time and event id. A plain class, not a
+    dataclass: compiled, it is a native class built without an interpreted ``__init__`` (a
+    dataclass keeps the one ``dataclasses`` generates)."""
+
+    def __init__(self, at: datetime, event_id: str) -> None:
+        self.at: Final = at
+        self.event_id: Final = event_id
 
 
 def fulfilment_by(event: Event | None) -> Fulfilment | None:
@@ -89,79 +91,35 @@ def settle(
             delay = delay_working_days(calendar, due_at, as_of)
         else:
             status = "open"
-    o = _new(Obligation)  # Obligation(obligation_id=..., ..., fulfilled_by=...), through its slots
-    _set_obligation_id(o, f"{kind}:{ref}")
-    _set_kind(o, kind)
-    _set_ref(o, ref)
-    _set_responsible_dept(o, responsible)
-    _set_started_at(o, started_at)
-    _set_due_at(o, due_at)
-    _set_status(o, status)
-    _set_fulfilled_at(o, fulfilled_at)
-    _set_provisional(o, deadline.provisional)
-    _set_clause(o, CLAUSES[kind])
-    _set_rule_version(o, RULE_VERSION)
-    _set_calendar_version(o, calendar.version)
-    _set_period_working_days(o, period)
-    _set_extended(o, extended)
-    _set_extension_reason(o, extension_reason)
-    _set_paused_working_days(o, paused_working_days)
-    _set_clock_stopped_since(o, clock_stopped_since)
-    _set_delay_working_days(o, delay)
-    _set_trigger_event_id(o, trigger.event_id)
-    _set_fulfilled_by(o, fulfilled_by)
+    # Obligation(obligation_id=..., ..., fulfilled_by=...), built as a draft (domain.values)
+    o: Any = _new(_DRAFT)
+    o.obligation_id = f"{kind}:{ref}"
+    o.kind = kind
+    o.ref = ref
+    o.responsible_dept = responsible
+    o.started_at = started_at
+    o.due_at = due_at
+    o.status = status
+    o.fulfilled_at = fulfilled_at
+    o.provisional = deadline.provisional
+    o.clause = CLAUSES[kind]
+    o.rule_version = RULE_VERSION
+    o.calendar_version = calendar.version
+    o.period_working_days = period
+    o.extended = extended
+    o.extension_reason = extension_reason
+    o.paused_working_days = paused_working_days
+    o.clock_stopped_since = clock_stopped_since
+    o.delay_working_days = delay
+    o.trigger_event_id = trigger.event_id
+    o.fulfilled_by = fulfilled_by
+    o.__class__ = Obligation
     return o
 
 
-# settle builds each Obligation as its __init__ would (domain.values.fast_init: every field
-# stored through its slot's descriptor; Obligation has no __post_init__), from compiled code
-# without the interpreted __init__: tests/unit/test_obligations_rules.py checks the fields are
-# all set, in the order of the dataclass's
-def _setter(name: str) -> Callable[[Obligation, object], None]:
-    setter: Callable[[Obligation, object], None] = Obligation.__dict__[name].__set__
-    return setter
-
-
-_new: Final[Callable[[type[Obligation]], Obligation]] = object.__new__
-SETTLED_FIELDS: Final = (
-    "obligation_id",
-    "kind",
-    "ref",
-    "responsible_dept",
-    "started_at",
-    "due_at",
-    "status",
-    "fulfilled_at",
-    "provisional",
-    "clause",
-    "rule_version",
-    "calendar_version",
-    "period_working_days",
-    "extended",
-    "extension_reason",
-    "paused_working_days",
-    "clock_stopped_since",
-    "delay_working_days",
-    "trigger_event_id",
-    "fulfilled_by",
-)
-_set_obligation_id: Final = _setter("obligation_id")
-_set_kind: Final = _setter("kind")
-_set_ref: Final = _setter("ref")
-_set_responsible_dept: Final = _setter("responsible_dept")
-_set_started_at: Final = _setter("started_at")
-_set_due_at: Final = _setter("due_at")
-_set_status: Final = _setter("status")
-_set_fulfilled_at: Final = _setter("fulfilled_at")
-_set_provisional: Final = _setter("provisional")
-_set_clause: Final = _setter("clause")
-_set_rule_version: Final = _setter("rule_version")
-_set_calendar_version: Final = _setter("calendar_version")
-_set_period_working_days: Final = _setter("period_working_days")
-_set_extended: Final = _setter("extended")
-_set_extension_reason: Final = _setter("extension_reason")
-_set_paused_working_days: Final = _setter("paused_working_days")
-_set_clock_stopped_since: Final = _setter("clock_stopped_since")
-_set_delay_working_days: Final = _setter("delay_working_days")
-_set_trigger_event_id: Final = _setter("trigger_event_id")
-_set_fulfilled_by: Final = _setter("fulfilled_by")
+# settle builds each Obligation as its __init__ would (Obligation has no __post_init__), from
+# compiled code, without the interpreted __init__: a draft of the same slots filled in, then
+# made an Obligation (domain.values.draft_class); tests/unit/test_obligations_rules.py checks
+# every field is set as Obligation(...) sets it
+_DRAFT: Final = draft_class(Obligation)
+_new: Final[Callable[[type], Any]] = object.__new__

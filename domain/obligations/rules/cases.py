@@ -55,7 +55,9 @@ def case_transfer(
     notified an extension before the 3 days ran out). Responsible: the discovering dept.
     Fulfilled by the first CaseTransferred of the case."""
     discovered = first_known(events, as_of, "ViolationDiscovered")
-    if discovered is None or not lacks_jurisdiction(discovered.source_dept, discovered["jurisdiction_dept"]):
+    if discovered is None:
+        return None
+    if not lacks_jurisdiction(discovered.source_dept, discovered.fields["jurisdiction_dept"]):
         return None
     start = discovered.occurred_at
     period, ext = transfer_deadline(calendar, start, list(known(events, as_of, "TransferExtensionNotified")))
@@ -71,7 +73,7 @@ def case_transfer(
         calendar=calendar,
         period=period,
         extended=ext is not None,
-        extension_reason=None if ext is None else ext.get("reason"),
+        extension_reason=None if ext is None else ext.fields.get("reason"),
     )
 
 
@@ -88,7 +90,7 @@ def transfer_ack(
     return settle(
         kind="transfer_ack",
         ref=ref,
-        responsible=transfer["to_dept"],
+        responsible=transfer.fields["to_dept"],
         trigger=transfer,
         started_at=start,
         deadline=calendar.add_working_days(start, ACK_WORKING_DAYS),
@@ -102,11 +104,11 @@ def transfer_ack(
 def missing_items(transfer: Event) -> tuple[str, ...]:
     """What a CaseTransferred lacks of 协作机制 二(一)/(二): the materials 1–3, the leader's
     approval (经部门领导批准) and the copy to the coordination office (抄送统筹协调指挥办事机构)."""
-    materials = set(transfer.get("materials") or ())
+    materials = set(transfer.fields.get("materials") or ())
     missing = [m for m in REQUIRED_MATERIALS if m not in materials]
-    if not transfer.get("leader_approved"):
+    if not transfer.fields.get("leader_approved"):
         missing.append("leader_approval")
-    if not transfer.get("cc_coordination_office"):
+    if not transfer.fields.get("cc_coordination_office"):
         missing.append("cc_coordination_office")
     return tuple(missing)
 
@@ -156,7 +158,7 @@ def transfer_findings(ref: str, events: Sequence[Event], as_of: datetime) -> lis
             out.append(_finding("incomplete_transfer", ref, transfer, missing))
         if (
             discovered is not None
-            and discovered.get("urgent")
+            and discovered.fields.get("urgent")
             and not any(t <= transfer.occurred_at for t in stops)
         ):
             out.append(_finding("urgent_transfer_without_stop", ref, transfer))

@@ -22,7 +22,11 @@ def complaint_referral(
     notified before the 3 days ran out. Responsible: the dept that verified it. Fulfilled by a
     CaseTransferred carrying the complaint's id."""
     verified = next(
-        (e for e in known(events, as_of, "ComplaintVerified") if e.get("finding") == "out_of_jurisdiction"),
+        (
+            e
+            for e in known(events, as_of, "ComplaintVerified")
+            if e.fields.get("finding") == "out_of_jurisdiction"
+        ),
         None,
     )
     if verified is None:
@@ -41,5 +45,5 @@ def complaint_referral(
         calendar=calendar,
         period=period,
         extended=ext is not None,
-        extension_reason=None if ext is None else ext.get("reason"),
+        extension_reason=None if ext is None else ext.fields.get("reason"),
     )

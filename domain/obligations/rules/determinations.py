@@ -59,7 +59,7 @@ def determination_reply(
     return settle(
         kind="determination_reply",
         ref=ref,
-        responsible=requested["to_dept"],
+        responsible=requested.fields["to_dept"],
         trigger=requested,
         started_at=start,
         deadline=deadline,
@@ -68,7 +68,7 @@ def determination_reply(
         calendar=calendar,
         period=REPLY_WORKING_DAYS + (EXTENSION_WORKING_DAYS if extension is not None else 0),
         extended=extension is not None,
-        extension_reason=None if extension is None else extension.get("reason"),
+        extension_reason=None if extension is None else extension.fields.get("reason"),
         paused_working_days=paused,
         clock_stopped_since=stopped,
     )

@@ -17,8 +17,8 @@ CITY_ENFORCEMENT_DEPT = "HZ-ZFJ"
 def is_city_joint_meeting(event: Event) -> bool:
     """A joint (not thematic) meeting of the city level: reported by, or attended by, HZ-ZFJ."""
     city = CITY_ENFORCEMENT_DEPT
-    return event.get("kind") == "joint" and (
-        event.source_dept == city or city in (event.get("participants") or ())
+    return event.fields.get("kind") == "joint" and (
+        event.source_dept == city or city in (event.fields.get("participants") or ())
     )
 
 

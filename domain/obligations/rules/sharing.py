@@ -69,7 +69,7 @@ def written_share(
     formed = first_known(events, as_of, "InfoFormed")
     if formed is None:
         return None
-    reason = (formed.get("extension_reason") or "").strip() or None
+    reason = (formed.fields.get("extension_reason") or "").strip() or None
     period = WRITTEN_MAX_WORKING_DAYS if reason else WRITTEN_WORKING_DAYS
     start = formed.occurred_at
     return settle(

@@ -15,9 +15,7 @@ from collections.abc import Sequence
 from hzbus.errors import UserError
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = (
-    "infra", "simulate", "publish", "gate", "sink", "worker", "replay", "scorecard", "report", "demo"
-)
+COMMANDS = ("infra", "simulate", "publish", "gate", "sink", "worker", "replay", "scorecard", "report", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

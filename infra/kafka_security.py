@@ -177,7 +177,12 @@ def prefix_acls(admin: Any, prefix: str) -> list[Any]:
 
     anything: Any = None  # None matches any name, principal and host (the stub says str)
     everything = AclBindingFilter(
-        ResourceType.ANY, anything, ResourcePatternType.ANY, anything, anything, AclOperation.ANY,
+        ResourceType.ANY,
+        anything,
+        ResourcePatternType.ANY,
+        anything,
+        anything,
+        AclOperation.ANY,
         AclPermissionType.ANY,
     )
     from confluent_kafka import KafkaError, KafkaException

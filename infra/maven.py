@@ -62,8 +62,14 @@ def fetch(pom: Path, libs: Path, *, marker: str, what: str, hint: str) -> None:
     tmp = tempfile.mkdtemp(dir=libs.parent, prefix=".libs-")
     try:
         cmd = [
-            mvn, "-B", "-q", "-f", str(pom), COPY_DEPENDENCIES,
-            "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom),
+            COPY_DEPENDENCIES,
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={tmp}",
         ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0 or not any(Path(tmp).glob(marker)):
@@ -71,7 +77,8 @@ def fetch(pom: Path, libs: Path, *, marker: str, what: str, hint: str) -> None:
             output = (result.stdout + result.stderr).splitlines()
             boiler = ("To see the full stack", "Re-run Maven", "For more information", "[Help 1] http")
             errors = [
-                ln for ln in (_strip_ansi(x) for x in output)
+                ln
+                for ln in (_strip_ansi(x) for x in output)
                 if "ERROR" in ln and ln.replace("[ERROR]", "").strip() and not any(b in ln for b in boiler)
             ] or output
             quoted = "\n".join("  " + _strip_ansi(ln) for ln in errors[:15])

@@ -36,7 +36,10 @@ def fetch_jars(jars_root: Path) -> Path:
     """ZooKeeper's jars under ``<jars_root>/zookeeper/libs`` (nothing downloaded when present)."""
     libs = libs_dir(jars_root)
     maven.fetch(
-        POM, libs, marker="zookeeper-[0-9]*.jar", what=f"ZooKeeper {version()}",
+        POM,
+        libs,
+        marker="zookeeper-[0-9]*.jar",
+        what=f"ZooKeeper {version()}",
         hint="or run the cluster tests where Maven Central is reachable.",
     )
     return libs
@@ -101,9 +104,7 @@ class ZooKeeper:
         started = time.monotonic()
         while not self.answers():
             if not procs.is_alive(pid):
-                raise UserError(
-                    f"ZooKeeper (pid {pid}) exited during start-up:\n{procs.tail(self.log, 30)}"
-                )
+                raise UserError(f"ZooKeeper (pid {pid}) exited during start-up:\n{procs.tail(self.log, 30)}")
             if time.monotonic() - started > budget:
                 raise UserError(
                     f"ZooKeeper did not answer on 127.0.0.1:{self.port} within {budget:.0f} s:\n"

@@ -125,8 +125,14 @@ class Gate:
             }
         )
         self.producer = Producer(
-            {**auth, **quiet, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
-             "client.id": "hzbus-gate"}
+            {
+                **auth,
+                **quiet,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "client.id": "hzbus-gate",
+            }
         )
         self.pattern = "^" + re.escape(identity.ingress_prefix(self.prefix)) + ".+"
         self.assigned = False

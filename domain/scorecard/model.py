@@ -104,8 +104,14 @@ class SectionScore:
         return self.uncapped != self.deducted
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "key": self.key, "points": self.points, "deducted": self.deducted,
-                "uncapped": self.uncapped, "score": self.score}
+        return {
+            "id": self.id,
+            "key": self.key,
+            "points": self.points,
+            "deducted": self.deducted,
+            "uncapped": self.uncapped,
+            "score": self.score,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SectionScore:
@@ -188,8 +194,13 @@ class RejectedAdjustment:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "dept": self.dept, "item": self.item, "points": self.points,
-                "reason": self.reason}
+        return {
+            "event_id": self.event_id,
+            "dept": self.dept,
+            "item": self.item,
+            "points": self.points,
+            "reason": self.reason,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RejectedAdjustment:

@@ -168,9 +168,7 @@ def cluster_statements(statement: str, cluster: str) -> list[str]:
     if not o:
         raise ClusterDDLError(f"{db}.{table}: no ORDER BY, so no sharding key can be derived")
     local = f"{table}{LOCAL_SUFFIX}"
-    replicated_args = ", ".join(
-        a for a in (f"'{zookeeper_path(db, local)}'", "'{replica}'", args) if a
-    )
+    replicated_args = ", ".join(a for a in (f"'{zookeeper_path(db, local)}'", "'{replica}'", args) if a)
     engine = f"Replicated{e.group(1)}MergeTree({replicated_args})"
     return [
         f"CREATE TABLE {if_not_exists}{db}.{local} {on}\n{columns}\nENGINE = {engine}\n{clauses}",

@@ -43,8 +43,9 @@ def bad_records(now: datetime) -> list[tuple[str, bytes, str]]:
     recent, ahead = now - timedelta(days=1), now + timedelta(days=2)
     epoch = datetime(1970, 1, 1, 8, tzinfo=SHANGHAI)
 
-    def valid(event_type: str, n: int, *, at: datetime = recent, when: datetime = recent,
-              **fields: str) -> bytes:
+    def valid(
+        event_type: str, n: int, *, at: datetime = recent, when: datetime = recent, **fields: str
+    ) -> bytes:
         event = sample_event(event_type, n)
         source = fields.pop("source_dept", event.source_dept)
         event = replace(event, source_dept=source, occurred_at=at, recorded_at=when)
@@ -87,8 +88,13 @@ def test_bad_records_end_as_dead_letters_with_their_reason_and_the_consumers_go_
     after.write_bytes(b"".join(lines[len(lines) // 2 :]))
     with Robot() as robot:
         env = {**_env(bus), "HZBUS_SINK_BATCH_SECONDS": "0.2"}
-        worker = Crashing("worker", ("worker", "--loglevel", "warn", "--webhook", robot.url), env, tmp_path,
-                          stdout=tmp_path / "console.txt").start()
+        worker = Crashing(
+            "worker",
+            ("worker", "--loglevel", "warn", "--webhook", robot.url),
+            env,
+            tmp_path,
+            stdout=tmp_path / "console.txt",
+        ).start()
         sink = Crashing("sink", ("sink", "clickhouse"), env, tmp_path).start()
         try:
             publish_file(bus, before)

@@ -162,7 +162,10 @@ def test_the_sink_stores_each_event_once_across_the_shards(
 
 
 def test_the_analyst_queries_and_the_scorecard_run_on_the_cluster(
-    cbus: Bus, cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    cbus: Bus,
+    cluster: LocalCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     client = cbus.clickhouse()

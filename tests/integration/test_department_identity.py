@@ -115,8 +115,12 @@ def secured(settings: Settings) -> Iterator[Secured]:
 def _produce_raw(settings: Settings, topic: str, value: bytes, key: bytes, headers: Any = None) -> Any:
     """A hand-written adapter: a plain producer with a department's login, no client-side checks."""
     producer = Producer(
-        {**kafka_auth.client_config(settings), "message.timeout.ms": 15000, "log_level": 0,
-         "error_cb": lambda _e: None}
+        {
+            **kafka_auth.client_config(settings),
+            "message.timeout.ms": 15000,
+            "log_level": 0,
+            "error_cb": lambda _e: None,
+        }
     )
     errors: list[Any] = []
     producer.produce(topic, value, key, headers=headers, on_delivery=lambda err, _m: errors.append(err))
@@ -143,8 +147,14 @@ def test_publishing_as_the_other_department_is_an_error_naming_both_not_a_traceb
         export = tmp_path / f"{other}.jsonl"
         export.write_bytes(orjson.dumps(codec.to_canonical(_event(other, 1))) + b"\n")
         runs[me, other] = spawn_hzbus(
-            "publish", str(export), "--dept", other, "--no-progress",
-            env=secured.env_of(me), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            "publish",
+            str(export),
+            "--dept",
+            other,
+            "--no-progress",
+            env=secured.env_of(me),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
     for (me, other), proc in runs.items():
         _out, err = proc.communicate(timeout=120)
@@ -193,8 +203,11 @@ def gate_run(secured: Secured) -> GateRun:
         forged[lie.event_id] = other
     backdated = _event(SJJ, 7)
     err = _produce_raw(
-        secured.as_dept(SJJ), identity.ingress_topic(secured.prefix, SJJ), codec.encode(backdated),
-        b"A-y", headers=[(HISTORICAL_HEADER, b"1")],
+        secured.as_dept(SJJ),
+        identity.ingress_topic(secured.prefix, SJJ),
+        codec.encode(backdated),
+        b"A-y",
+        headers=[(HISTORICAL_HEADER, b"1")],
     )
     assert err is None
 
@@ -207,8 +220,12 @@ def gate_run(secured: Secured) -> GateRun:
 
 def _ingress_times(secured: Secured) -> dict[str, int]:
     consumer = Consumer(
-        {**kafka_auth.client_config(secured.open), "group.id": f"{secured.prefix}.check",
-         "auto.offset.reset": "earliest", "log_level": 0}
+        {
+            **kafka_auth.client_config(secured.open),
+            "group.id": f"{secured.prefix}.check",
+            "auto.offset.reset": "earliest",
+            "log_level": 0,
+        }
     )
     consumer.subscribe([identity.ingress_topic(secured.prefix, c) for c in (SJJ, ZFJ)])
     times: dict[str, int] = {}
@@ -276,8 +293,15 @@ def analyst(secured: Secured, gate_run: GateRun) -> Iterator[tuple[str, str]]:
 def test_the_analyst_reads_the_analyst_views_with_pseudonymised_ids(
     secured: Secured, analyst: tuple[str, str]
 ) -> None:
-    for view in ("obligations_latest", "obligation_stats", "department_stats", "correlations_active",
-                 "repeat_offenders", "assessment_adjustments", "scorecard_official"):
+    for view in (
+        "obligations_latest",
+        "obligation_stats",
+        "department_stats",
+        "correlations_active",
+        "repeat_offenders",
+        "assessment_adjustments",
+        "scorecard_official",
+    ):
         secured.query(f"SELECT * FROM {{db}}.{view}", *analyst)
     subjects = {r[0] for r in secured.query("SELECT DISTINCT subject_id FROM {db}.events FINAL", *analyst)}
     assert ORG in subjects and PERSON not in subjects

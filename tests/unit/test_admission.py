@@ -59,8 +59,12 @@ def test_an_unknown_department_in_any_department_field_is_named_with_its_field()
     reason = refused(replace(ok, fields={**ok.fields, "to_dept": "XX-ZFJ"}))
     assert reason is not None and "'XX-ZFJ' in field 'to_dept'" in reason
     meeting = next(e for e in EVENTS if e.type == "ConsultationMeetingHeld")
-    bad = replace(meeting, occurred_at=PUBLISHED, recorded_at=PUBLISHED,
-                  fields={**meeting.fields, "participants": ["HZ-ZFJ", "HZ-QQQ"]})
+    bad = replace(
+        meeting,
+        occurred_at=PUBLISHED,
+        recorded_at=PUBLISHED,
+        fields={**meeting.fields, "participants": ["HZ-ZFJ", "HZ-QQQ"]},
+    )
     reason = refused(bad)
     assert reason is not None and "'HZ-QQQ' in field 'participants'" in reason
 

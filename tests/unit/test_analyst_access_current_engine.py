@@ -27,7 +27,8 @@ DB = "hz_an"
 PERSON = "330502199001011236"
 
 CONFIG = (
-    "<clickhouse><user_directories><users_xml><path>{users}</path></users_xml></user_directories></clickhouse>"
+    "<clickhouse><user_directories><users_xml><path>{users}</path></users_xml></user_directories>"
+    "</clickhouse>"
 )
 USERS = """<clickhouse>
   <profiles><default><readonly>{readonly}</readonly></default></profiles>
@@ -92,7 +93,11 @@ def _phase(tmp: Path, name: str, readonly: int, grants: list[str], script: str, 
     config.write_text(CONFIG.format(users=users), encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-c", script, f"{tmp / 'data'}?config-file={config}", *args],
-        capture_output=True, text=True, timeout=180, cwd=Path(__file__).resolve().parents[2], check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
@@ -106,8 +111,16 @@ def analyst_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[
     _phase(tmp, "admin", 0, ["GRANT ALL ON *.* WITH GRANT OPTION"], ADMIN, DB, PERSON)
     statements = {
         f"view {v}": f"SELECT * FROM {DB}.{v}"
-        for v in ("obligations_latest", "obligation_stats", "department_stats", "obligation_monthly",
-                  "correlations_active", "repeat_offenders", "assessment_adjustments", "scorecard_official")
+        for v in (
+            "obligations_latest",
+            "obligation_stats",
+            "department_stats",
+            "obligation_monthly",
+            "correlations_active",
+            "repeat_offenders",
+            "assessment_adjustments",
+            "scorecard_official",
+        )
     }
     analysts = [q for q in query_names() if q != "dead_letters_by_reason"]  # that one is the operator's
     statements.update({f"query {q}": load_query(q, DB) for q in analysts})

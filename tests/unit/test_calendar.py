@@ -19,14 +19,25 @@ from hzbus.errors import UserError
 # 2026 as published by the State Council (国办发明电〔2025〕7号), via chinese_calendar 1.11.
 # Weekdays that are days off:
 DAYS_OFF_2026 = [
-    date(2026, 1, 1), date(2026, 1, 2),  # New Year (Thu, Fri)
-    date(2026, 2, 16), date(2026, 2, 17), date(2026, 2, 18), date(2026, 2, 19), date(2026, 2, 20),
+    date(2026, 1, 1),
+    date(2026, 1, 2),  # New Year (Thu, Fri)
+    date(2026, 2, 16),
+    date(2026, 2, 17),
+    date(2026, 2, 18),
+    date(2026, 2, 19),
+    date(2026, 2, 20),
     date(2026, 2, 23),  # Spring Festival (Mon-Fri, Mon)
     date(2026, 4, 6),  # Qingming (Mon)
-    date(2026, 5, 1), date(2026, 5, 4), date(2026, 5, 5),  # Labour Day (Fri, Mon, Tue)
+    date(2026, 5, 1),
+    date(2026, 5, 4),
+    date(2026, 5, 5),  # Labour Day (Fri, Mon, Tue)
     date(2026, 6, 19),  # Dragon Boat (Fri)
     date(2026, 9, 25),  # Mid-Autumn (Fri)
-    date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 5), date(2026, 10, 6), date(2026, 10, 7),
+    date(2026, 10, 1),
+    date(2026, 10, 2),
+    date(2026, 10, 5),
+    date(2026, 10, 6),
+    date(2026, 10, 7),
     # National Day (Thu, Fri, Mon-Wed)
 ]
 # Weekend days that are make-up working days (调休上班):
@@ -39,10 +50,22 @@ MAKEUP_2026 = [
     date(2026, 10, 10),  # Sat, National Day
 ]
 # Weekend holidays (off anyway): a sample
-WEEKEND_HOLIDAYS_2026 = [date(2026, 1, 3), date(2026, 2, 15), date(2026, 2, 21), date(2026, 2, 22),
-                         date(2026, 4, 4), date(2026, 4, 5), date(2026, 5, 2), date(2026, 5, 3),
-                         date(2026, 6, 20), date(2026, 6, 21), date(2026, 9, 26), date(2026, 9, 27),
-                         date(2026, 10, 3), date(2026, 10, 4)]
+WEEKEND_HOLIDAYS_2026 = [
+    date(2026, 1, 3),
+    date(2026, 2, 15),
+    date(2026, 2, 21),
+    date(2026, 2, 22),
+    date(2026, 4, 4),
+    date(2026, 4, 5),
+    date(2026, 5, 2),
+    date(2026, 5, 3),
+    date(2026, 6, 20),
+    date(2026, 6, 21),
+    date(2026, 9, 26),
+    date(2026, 9, 27),
+    date(2026, 10, 3),
+    date(2026, 10, 4),
+]
 
 
 @pytest.fixture(scope="module")

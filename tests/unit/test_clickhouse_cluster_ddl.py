@@ -119,12 +119,16 @@ def test_views_are_created_on_every_server_over_the_distributed_tables() -> None
 @pytest.mark.parametrize(
     ("statement", "why"),
     [
-        ("CREATE MATERIALIZED VIEW IF NOT EXISTS d.mv ENGINE = SummingMergeTree() ORDER BY k AS SELECT 1",
-         "no cluster form"),
+        (
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS d.mv ENGINE = SummingMergeTree() ORDER BY k AS SELECT 1",
+            "no cluster form",
+        ),
         ("ALTER TABLE d.events ADD COLUMN x UInt8", "no cluster form"),
         ("CREATE TABLE IF NOT EXISTS d.t (x UInt8) ENGINE = Log", "only MergeTree-family"),
-        ("CREATE TABLE IF NOT EXISTS d.t (x UInt8) ENGINE = ReplicatedMergeTree('/p', 'r') ORDER BY x",
-         "only MergeTree-family"),
+        (
+            "CREATE TABLE IF NOT EXISTS d.t (x UInt8) ENGINE = ReplicatedMergeTree('/p', 'r') ORDER BY x",
+            "only MergeTree-family",
+        ),
         ("CREATE TABLE IF NOT EXISTS d.t (x UInt8) ENGINE = MergeTree() PARTITION BY x", "no ORDER BY"),
         ("CREATE TABLE IF NOT EXISTS d.t_local (x UInt8) ENGINE = MergeTree() ORDER BY x", "reserved"),
     ],

@@ -91,9 +91,7 @@ def test_the_fast_encoder_writes_the_bytes_fastavro_writes(event: Event) -> None
 
 
 @pytest.mark.parametrize("event", SAMPLES + EDGES, ids=lambda e: e.type)
-def test_the_fast_decoder_reads_what_fastavro_reads(
-    event: Event, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_fast_decoder_reads_what_fastavro_reads(event: Event, monkeypatch: pytest.MonkeyPatch) -> None:
     data = codec.encode(event)
     fast = codec.decode(data)
     slow = general_decode(data, monkeypatch)

@@ -78,8 +78,12 @@ def allows(plan: list[AclEntry], principal: str, resource: str, name: str, opera
 def test_each_department_may_write_its_own_ingress_topic_and_nothing_else() -> None:
     codes = load_registry().codes()
     plan = identity.acl_plan(P, codes)
-    every_topic = [*event_topics(P), topic_name(P, "deadletter"), topic_name(P, "obligations"),
-                   *(identity.ingress_topic(P, c) for c in codes)]
+    every_topic = [
+        *event_topics(P),
+        topic_name(P, "deadletter"),
+        topic_name(P, "obligations"),
+        *(identity.ingress_topic(P, c) for c in codes),
+    ]
     for code in codes:
         me = identity.dept_principal(code)
         mine = identity.ingress_topic(P, code)
@@ -210,8 +214,12 @@ def test_the_secured_mode_signs_in_with_scram_on_the_local_scram_listener(tmp_pa
 
 def test_a_remote_bootstrap_is_used_as_is_and_an_explicit_login_wins(tmp_path: Path) -> None:
     s = load_settings(
-        env={}, state_dir=tmp_path, kafka_security="scram", kafka_bootstrap="kafka.hz.gov:9094",
-        kafka_username="dept-HZ-SJJ", kafka_password="secret",
+        env={},
+        state_dir=tmp_path,
+        kafka_security="scram",
+        kafka_bootstrap="kafka.hz.gov:9094",
+        kafka_username="dept-HZ-SJJ",
+        kafka_password="secret",
     )
     config = kafka_auth.client_config(s, identity.OPERATOR)  # the machine has only its own login
     assert config["bootstrap.servers"] == "kafka.hz.gov:9094"

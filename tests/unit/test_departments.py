@@ -9,8 +9,25 @@ import pytest
 from domain.departments import Department, UnknownDepartment, load_registry, parse_registry
 
 DOMAIN_MD_CODES = [
-    "HZ-FGW", "HZ-JYJ", "HZ-GAJ", "HZ-GTJ", "HZ-JSJ", "HZ-GHJ", "HZ-SLJ", "HZ-NYJ", "HZ-LYJ",
-    "HZ-SWJ", "HZ-TYJ", "HZ-HBJ", "HZ-LW", "HZ-AJJ", "HZ-ZFJ", "HZ-SJJ", "HZ-RFB", "HZ-TCB", "HZ-LXB",
+    "HZ-FGW",
+    "HZ-JYJ",
+    "HZ-GAJ",
+    "HZ-GTJ",
+    "HZ-JSJ",
+    "HZ-GHJ",
+    "HZ-SLJ",
+    "HZ-NYJ",
+    "HZ-LYJ",
+    "HZ-SWJ",
+    "HZ-TYJ",
+    "HZ-HBJ",
+    "HZ-LW",
+    "HZ-AJJ",
+    "HZ-ZFJ",
+    "HZ-SJJ",
+    "HZ-RFB",
+    "HZ-TCB",
+    "HZ-LXB",
 ]
 COUNTY_BUREAUS = ["WX-ZFJ", "NX-ZFJ", "DQ-ZFJ", "CX-ZFJ", "AJ-ZFJ", "KFQ-ZFJ", "TH-ZFJ"]
 

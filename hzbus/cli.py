@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    #: the command line is this process's own (the ``hzbus`` script, ``python -m hzbus.cli``), not
+    #: a caller's in-process call: a command may then end the process itself once done
+    args.own_process = argv is None
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -11,6 +11,7 @@ import argparse
 import codecs
 import gc
 import io
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -143,29 +144,76 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(f"hzbus replay: warning: {warning}", file=sys.stderr)
     with batch_memory():
-        return _replay(args.file, as_of, calendar, args.format, args.findings)
+        return _replay(
+            args.file, as_of, calendar, args.format, args.findings, exit_when_done=args.own_process
+        )
 
 
-def _replay(path: Path, as_of: datetime, calendar: WorkingDayCalendar, fmt: str, with_findings: bool) -> int:
+def _replay(
+    path: Path,
+    as_of: datetime,
+    calendar: WorkingDayCalendar,
+    fmt: str,
+    with_findings: bool,
+    *,
+    exit_when_done: bool = False,
+) -> int:
+    """``exit_when_done``: the process ends here once its output is flushed, with the batch
+    still alive: the system takes the memory back at once, where freeing the events, keys and
+    obligations one by one would cost ~8% of the replay's CPU (mypy ends the same way)."""
     events, errors = read_events(path)
     for message in errors:
         print(message, file=sys.stderr)
     result = evaluate_events(events, as_of, calendar, keep_states=False)  # prints obligations only
+    try:
+        _print(result, fmt, with_findings)
+    except BrokenPipeError:  # the reader stopped reading (``| head``): no traceback, status 1
+        _silence_stdout()
+        if exit_when_done:
+            _exit_now(1)
+        return 1
+    code = 0
+    if errors:
+        print(
+            f"hzbus replay: {len(errors)} bad line(s) in {path} skipped; {len(events)} event(s) read",
+            file=sys.stderr,
+        )
+        code = 1
+    if exit_when_done:
+        _exit_now(code)
+    return code
+
+
+def _print(result: Evaluation, fmt: str, with_findings: bool) -> None:
     if fmt == "table":
         sys.stdout.write(render_table(result) + "\n")
+        sys.stdout.flush()
     elif (stdout := _utf8_stdout()) is not None:
         write_jsonl(result, stdout, with_findings=with_findings)
     else:  # a stdout that is not UTF-8 underneath (a test's StringIO, PYTHONIOENCODING)
         text = io.BytesIO()
         write_jsonl(result, text, with_findings=with_findings)
         sys.stdout.write(text.getvalue().decode())
-    if errors:
-        print(
-            f"hzbus replay: {len(errors)} bad line(s) in {path} skipped; {len(events)} event(s) read",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered for a closed pipe goes nowhere, and
+    Python's own flush at exit does not raise again (the Python docs' recipe for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # no file descriptor (a test's stdout)
+        pass
+
+
+def _exit_now(code: int) -> None:
+    """End the process with ``code`` at once, its output flushed (no teardown after this)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (``| head``): nothing to flush to
+            code = code or 1
+    os._exit(code)
 
 
 #: one object a line

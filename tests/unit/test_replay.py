@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
@@ -14,6 +16,7 @@ from domain.obligations import evaluate_events
 from hzbus.calendar_source import load_calendar
 from hzbus.cli import main
 from hzbus.commands.replay import write_jsonl
+from producers.simulate import write_simulation
 from schemas.codec import from_canonical
 
 VIOLATION = {
@@ -158,3 +161,57 @@ def test_each_jsonl_line_is_the_obligation_or_finding_as_its_to_dict() -> None:
     expected = [orjson.dumps(o.to_dict()) for o in evaluation.obligations]
     expected += [orjson.dumps(f.to_dict()) for f in evaluation.findings]
     assert out.getvalue() == b"".join(line + b"\n" for line in expected)
+
+
+AS_OF = "2026-11-20T00:00:00+08:00"
+
+
+def _replay_process(path: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """``hzbus replay`` as its own process (it then ends itself once its output is flushed)."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hzbus.cli",
+            "replay",
+            str(path),
+            "--as-of",
+            "2026-11-20T00:00:00+08:00",
+            *extra,
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_replay_as_a_process_prints_what_the_in_process_call_does_and_names_bad_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "events.jsonl"
+    write_simulation(path, days=10, seed=2, start=date(2026, 9, 21))
+    with path.open("ab") as fh:
+        fh.write(b'{"type": "ViolationDiscovered",\n')
+    for fmt in ("jsonl", "table"):
+        done = _replay_process(path, "--format", fmt)
+        out, err = done.communicate(timeout=120)
+        code = main(["replay", str(path), "--as-of", AS_OF, "--format", fmt])
+        expected_out, expected_err = capsys.readouterr()
+        assert (done.returncode, code) == (1, 1)
+        assert out.decode() == expected_out and len(out.splitlines()) > 10
+        assert err.decode() == expected_err and "malformed JSON" in err.decode()
+
+
+def test_replay_into_a_reader_that_stops_early_ends_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    write_simulation(
+        path, days=30, seed=2, start=date(2026, 9, 21)
+    )  # ~1 MB of output: more than a pipe holds
+    done = _replay_process(path)
+    assert done.stdout is not None and done.stderr is not None
+    first = done.stdout.readline()
+    done.stdout.close()  # as `| head -1` does
+    err = done.stderr.read().decode()
+    assert done.wait(60) == 1
+    assert orjson.loads(first)["obligation_id"]
+    assert "Traceback" not in err and "BrokenPipe" not in err

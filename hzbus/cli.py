@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from hzbus.errors import UserError
+from hzbus.pipes import silence_stdout
 
 #: sub-command modules, in the order ``--help`` lists them
 COMMANDS = ("infra", "simulate", "publish", "gate", "sink", "worker", "replay", "scorecard", "report", "demo")
@@ -50,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"hzbus {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout stopped reading (`| head`): no traceback
+        silence_stdout()
+        return 1
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from domain.obligations import KINDS, STATUSES, Evaluation, evaluate_events
 from domain.obligations.lines import write_lines
 from hzbus.calendar_source import load_calendar
 from hzbus.errors import UserError
+from hzbus.pipes import silence_stdout
 from hzbus.tables import render
 from producers.readers import parse_jsonl_line
 from schemas.canonical_fast import read_lines
@@ -168,7 +169,7 @@ def _replay(
     try:
         _print(result, fmt, with_findings)
     except BrokenPipeError:  # the reader stopped reading (``| head``): no traceback, status 1
-        _silence_stdout()
+        silence_stdout()
         if exit_when_done:
             _exit_now(1)
         return 1
@@ -194,16 +195,6 @@ def _print(result: Evaluation, fmt: str, with_findings: bool) -> None:
         text = io.BytesIO()
         write_jsonl(result, text, with_findings=with_findings)
         sys.stdout.write(text.getvalue().decode())
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null: what is still buffered for a closed pipe goes nowhere, and
-    Python's own flush at exit does not raise again (the Python docs' recipe for SIGPIPE)."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, io.UnsupportedOperation):  # no file descriptor (a test's stdout)
-        pass
 
 
 def _exit_now(code: int) -> None:

@@ -375,6 +375,7 @@ def main() -> None:
         if summary.rejected or summary.published != args.events:
             raise SystemExit(f"the synthetic stream must publish whole: {summary}")
         offsets = Offsets(settings.kafka_bootstrap, f"{prefix}-worker")
+        route_offsets = Offsets(settings.kafka_bootstrap, f"{prefix}-worker-route")  # the source topics
         sources, by_key = event_topics(prefix), [topic_name(prefix, "by-key")]
         all_topics, obligations = worker_topics(prefix), [topic_name(prefix, "obligations")]
         with log_path.open("wb") as log:
@@ -398,10 +399,10 @@ def main() -> None:
                     break
                 rss, hwm = rss_bytes(worker.pid)
                 now_t = time.monotonic() - started
-                routed, _ = offsets.committed(sources)
+                routed, sources_end = route_offsets.committed(sources)
                 evaluated, by_key_end = offsets.committed(by_key)
-                done_all, end_all = offsets.committed(all_topics)
-                lag_all = end_all - done_all
+                done_all, end_all = offsets.committed([t for t in all_topics if t not in sources])
+                lag_all = end_all - done_all + sources_end - routed
                 facts = offsets.end(obligations)
                 if prev is None:
                     r_eps = e_eps = 0.0
@@ -437,6 +438,7 @@ def main() -> None:
             worker.terminate()
             worker.wait(60)
         offsets.close()
+        route_offsets.close()
         counts = count_obligations(settings.kafka_bootstrap, obligations[0], samples[-1]["obligation_facts"])
     finally:
         if worker is not None and worker.poll() is None:

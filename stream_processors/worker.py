@@ -194,15 +194,19 @@ class FactTopic:
         self.topic = topic
         self.name: str = topic.get_topic_name()
 
-    async def send(self, *, key: bytes, value: bytes, headers: Any = None) -> Any:
+    async def send(
+        self, *, key: bytes, value: bytes, headers: Any = None, partition: int | None = None
+    ) -> Any:
         """Append the record to the producer's batch; the returned future is its acknowledgement."""
-        fut = await self.app.producer.send(self.name, key, value, None, None, headers)
+        fut = await self.app.producer.send(self.name, key, value, partition, None, headers)
         fut.add_done_callback(self._on_sent)
         return fut
 
-    def send_soon(self, *, key: bytes, value: bytes, headers: Any = None) -> None:
+    def send_soon(
+        self, *, key: bytes, value: bytes, headers: Any = None, partition: int | None = None
+    ) -> None:
         """From synchronous code: through Faust's buffer."""
-        self.topic.send_soon(key=key, value=value, headers=headers)
+        self.topic.send_soon(key=key, value=value, headers=headers, partition=partition)
 
     def _on_sent(self, fut: Any) -> None:
         if not fut.cancelled() and fut.exception() is not None:
@@ -304,7 +308,6 @@ def build_app(
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout / 3),
     )
     install_consumer(app)  # Faust's consumer without its read-offset race (stream_processors/consumer.py)
-    sources = app.topic(*event_topics(prefix), key_type=bytes, value_type=bytes)
     families = {topic_name(prefix, family): family for family in event_families()}
     by_key = app.topic(topic_name(prefix, "by-key"), partitions=partitions, key_type=bytes, value_type=bytes)
     by_subject = app.topic(
@@ -317,6 +320,7 @@ def build_app(
         )
     }
     facts = {family: FactTopic(app, topic) for family, topic in outputs.items()}
+    routes = {"by-key": FactTopic(app, by_key), "by-subject": FactTopic(app, by_subject)}
     #: changelog records of the table writes of a step being stored (see ``DirectChangelogTable``)
     held: list[tuple[Any, int, bytes, bytes | None]] = []
     holding = {"on": False}
@@ -400,17 +404,18 @@ def build_app(
     assigned: dict[str, frozenset[int]] = {"by-key": frozenset()}
     stats = {"events": 0, "undecodable": 0, "refused": 0, "dead_letters": 0, "alerts": 0}
     app.hzbus_stats = stats  # type: ignore[attr-defined]
-    app.hzbus_topics = {"by-key": by_key, "by-subject": by_subject, **facts}  # type: ignore[attr-defined]
+    app.hzbus_topics = {**routes, **facts}  # type: ignore[attr-defined]
     app.hzbus_tables = {"states": states, "wakeups": wakeups, "subjects": subjects}  # type: ignore[attr-defined]
 
-    def published_at(message: Any) -> datetime | None:
-        headers = dict(message.headers or ())
+    def published_at(record: Any) -> datetime | None:
+        """A source record's publication time (``record``: aiokafka's ConsumerRecord, time in ms)."""
+        headers = dict(record.headers or ())
         if HISTORICAL_HEADER in headers:
             return None  # an import of past records: the core uses recorded_at
         if identity.PUBLISHED_HEADER in headers:  # forwarded by the gate: its ingress append time
-            return from_ms(identity.gate_published_ms(message.headers, 0))
-        if message.timestamp_type == LOG_APPEND_TIME and message.timestamp:
-            return datetime.fromtimestamp(message.timestamp, tz=UTC)
+            return from_ms(identity.gate_published_ms(record.headers, 0))
+        if record.timestamp_type == LOG_APPEND_TIME and record.timestamp:
+            return from_ms(record.timestamp)
         return None
 
     def dead_letter(ev: Any, reason: str, value: bytes | None = None) -> None:
@@ -429,58 +434,64 @@ def build_app(
         carry many keys, each on the partition its own record would have had."""
         return (murmur2(key) & 0x7FFFFFFF) % partitions
 
-    def send_batches(topic: Any, entries: dict[int, list[tuple[bytes, bytes]]]) -> None:
-        """One batch record per partition (more when over ``BATCH_BYTES``), entries in order."""
+    async def send_batches(topic: FactTopic, entries: dict[int, list[tuple[bytes, bytes]]]) -> list[Any]:
+        """One batch record per partition (more when over ``BATCH_BYTES``), entries in order,
+        straight into the producer's batches; their acknowledgements."""
+        acks: list[Any] = []
+        KEY = b"__batch__"
         for partition, items in entries.items():
             chunk: list[tuple[bytes, bytes]] = []
             size = 0
             for key, value in items:
                 if chunk and size + len(key) + len(value) + 7 > BATCH_BYTES:
-                    topic.send_soon(key=b"__batch__", partition=partition, value=pack_batch(chunk))
+                    acks.append(await topic.send(key=KEY, partition=partition, value=pack_batch(chunk)))
                     chunk, size = [], 0
                 chunk.append((key, value))
                 size += len(key) + len(value) + 7
             if chunk:
-                topic.send_soon(key=b"__batch__", partition=partition, value=pack_batch(chunk))
+                acks.append(await topic.send(key=KEY, partition=partition, value=pack_batch(chunk)))
+        return acks
 
     def route_event(
-        ev: Any, keyed: dict[int, list[tuple[bytes, bytes]]], by_subj: dict[int, list[tuple[bytes, bytes]]]
+        record: Any,
+        keyed: dict[int, list[tuple[bytes, bytes]]],
+        by_subj: dict[int, list[tuple[bytes, bytes]]],
     ) -> bool:
-        """Check one source event and add its entries to the batches: one per correlation key
-        of the rules that read it, one per subject for correlation. False if skipped."""
-        raw = ev.value
-        message = ev.message
+        """Check one source record (aiokafka's ConsumerRecord: time in ms) and add its entries
+        to the batches: one per correlation key of the rules that read it, one per subject for
+        correlation. False if skipped."""
+        raw = record.value
         try:
             event = codec.decode(raw)
         except codec.DecodeError as exc:
             stats["undecodable"] += 1
             log.warning(
                 "skipping %s[%d]@%d: does not decode (%s); the sink keeps it as a dead letter",
-                message.topic,
-                message.partition,
-                message.offset,
+                record.topic,
+                record.partition,
+                record.offset,
                 exc,
             )
             return False
         refused = admission.size_refusal(len(raw)) or admission.event_refusal(
             event,
-            topic_family=families.get(message.topic),
+            topic_family=families.get(record.topic),
             published_ms=int(
-                (message.timestamp if message.timestamp_type == LOG_APPEND_TIME else time.time()) * 1000
+                record.timestamp if record.timestamp_type == LOG_APPEND_TIME else time.time() * 1000
             ),
         )
         if refused:
             stats["refused"] += 1
             log.warning(
                 "skipping %s[%d]@%d: %s; the sink keeps it as a dead letter",
-                message.topic,
-                message.partition,
-                message.offset,
+                record.topic,
+                record.partition,
+                record.offset,
                 refused,
             )
             return False
         stats["events"] += 1
-        published = published_at(message)
+        published = published_at(record)
         envelope = pack_event(raw, published)
         for ckey in obligations.correlation_keys(event):
             k = ckey.encode()
@@ -496,20 +507,72 @@ def build_app(
             by_subj.setdefault(partition_of(k), []).append((k, pack_event(codec.encode(prepared), published)))
         return True
 
-    @app.agent(sources, concurrency=1)
-    async def route(stream: Any) -> None:
-        """Re-key each event by the correlation keys of the rules that read it, a batch of
-        source events at a time: one record per partition of by-key and by-subject holds the
-        batch's entries of that partition (Faust acknowledges the batch's source records once
-        it is done, so their offsets are committed only after its records are flushed)."""
-        async for evs in stream.take_events(route_batch, route_within):
-            keyed: dict[int, list[tuple[bytes, bytes]]] = {}
-            by_subj: dict[int, list[tuple[bytes, bytes]]] = {}
-            routed = sum(route_event(ev, keyed, by_subj) for ev in evs)
-            send_batches(by_key, keyed)
-            send_batches(by_subject, by_subj)
-            for _ in range(routed):
-                reached("worker.routed")  # re-keyed records buffered, source offsets not committed
+    async def route_records(records: Sequence[Any]) -> list[Any]:
+        """Re-key a batch of source records by the correlation keys of the rules that read
+        them: one record per partition of by-key and by-subject holds the batch's entries of
+        that partition. Returns the acknowledgements of what it produced."""
+        keyed: dict[int, list[tuple[bytes, bytes]]] = {}
+        by_subj: dict[int, list[tuple[bytes, bytes]]] = {}
+        routed = sum(route_event(r, keyed, by_subj) for r in records)
+        acks = await send_batches(routes["by-key"], keyed)
+        acks += await send_batches(routes["by-subject"], by_subj)
+        for _ in range(routed):
+            reached("worker.routed")  # re-keyed records produced, source offsets not committed
+        return acks
+
+    app.hzbus_route = route_records  # type: ignore[attr-defined]
+
+    @app.task
+    async def route() -> None:
+        """The route stage, outside Faust's per-message stream: its own aiokafka consumer (group
+        ``<prefix>-worker-route``) in the app's event loop takes up to ``route_batch`` source
+        records at a time (``getmany``), routes them (``route_records``), and commits their
+        offsets only once every record they produced is acknowledged (at least once; track and
+        correlate keep each event once, by event_id). Batch k's records are in flight while
+        batch k+1 is fetched and routed; batch k is committed before batch k+1 is."""
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.errors import KafkaError
+
+        consumer = AIOKafkaConsumer(
+            *event_topics(prefix),
+            group_id=f"{prefix}-worker-route",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=int(settings.kafka_session_timeout * 1000),
+            heartbeat_interval_ms=int(min(3.0, settings.kafka_session_timeout / 3) * 1000),
+            **kafka_auth.aiokafka_options(settings, identity.BUS),
+        )
+        await consumer.start()
+        pending: list[tuple[list[Any], dict[Any, int]]] = []
+        within_ms = max(1, int(route_within * 1000))
+
+        async def settle() -> None:
+            """Wait for the acknowledgements of the batch in flight, then commit its offsets."""
+            while pending:
+                acks, offsets = pending.pop(0)
+                await asyncio.gather(*(a for a in acks if inspect.isawaitable(a)))
+                try:
+                    await consumer.commit(offsets)
+                except KafkaError as exc:  # a rebalance (CommitFailedError): the new owner reads them again
+                    log.warning("route: offsets not committed (%r); those records will be read again", exc)
+
+        try:
+            while True:
+                fetched = await consumer.getmany(timeout_ms=within_ms, max_records=route_batch)
+                if not fetched:
+                    await settle()
+                    continue
+                records = [r for rs in fetched.values() for r in rs]
+                offsets = {tp: rs[-1].offset + 1 for tp, rs in fetched.items()}
+                acks = await route_records(records)
+                await settle()  # the batch before: acknowledged, then committed
+                pending.append((acks, offsets))
+        finally:
+            try:
+                await asyncio.wait_for(settle(), 10)
+            except Exception as exc:  # stopping: what is not committed is read again
+                log.warning("route: stopped before its last batch was committed (%r)", exc)
+            await consumer.stop()
 
     async def step_all(inputs: Sequence[tuple[str, Event | None, datetime]], partition: int) -> None:
         """Apply a record's inputs (an event, or with None the passing of time, for a key at a
@@ -744,12 +807,12 @@ def build_app(
         by_partition: dict[int, list[str]] = {}
         for ckey, partition in heap.due(to_ms(now)):
             if partition < 0:  # no partition on record (older index entry): a tick of its own
-                by_key.send_soon(key=ckey.encode(), value=pack_tick(now))
+                routes["by-key"].send_soon(key=ckey.encode(), value=pack_tick(now))
             else:
                 by_partition.setdefault(partition, []).append(ckey)
         for partition, keys in by_partition.items():  # one record per partition, not per key
             for i in range(0, len(keys), 2000):
-                by_key.send_soon(
+                routes["by-key"].send_soon(
                     key=b"__ticks__", partition=partition, value=pack_ticks(now, keys[i : i + 2000])
                 )
         if by_partition:

@@ -69,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
         clock=lambda: datetime.now(UTC) + offset,
     )
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    import gc
+
+    from stream_processors.worker import GC_THRESHOLDS
+
+    gc.set_threshold(*GC_THRESHOLDS)  # the collector cost ~40% of the worker's CPU (worker.py)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     worker.spinner = None  # its terminal codes would mix with the alerts printed on stdout
     worker.execute_from_commandline()

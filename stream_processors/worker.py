@@ -2,7 +2,9 @@
 
 Topology (``P`` = topic prefix, 8 partitions unless said otherwise)::
 
-    P.cases, P.approvals, ... ──route──▶ P.by-key      (re-keyed by correlation key: case:…, request:…)
+    P.cases, P.approvals, ... ──route──▶ P.by-key      (re-keyed by correlation key: case:…, request:…;
+                                   │                    route is a task with its own consumer,
+                                   │                    group P-worker-route, not a Faust agent)
                                    └───▶ P.by-subject  (approvals and penalties, keyed by the
                                                          pseudonymised subject)
     P.by-key ──track──▶ table obligation-state ──▶ P.obligations, P.alerts, P.findings

@@ -534,43 +534,50 @@ def build_app(
 
     app.hzbus_route = route_records  # type: ignore[attr-defined]
 
-    @app.task
-    async def route() -> None:
-        """The route stage, outside Faust's per-message stream: its own aiokafka consumer (group
-        ``<prefix>-worker-route``) in the app's event loop takes up to ``route_batch`` source
-        records at a time (``getmany``), routes them (``route_records``), and commits their
-        offsets only once every record they produced is acknowledged (at least once; track and
-        correlate keep each event once, by event_id). Batch k's records are in flight while
-        batch k+1 is fetched and routed; batch k is committed before batch k+1 is."""
-        from aiokafka import AIOKafkaConsumer
-        from aiokafka.errors import KafkaError
+    route_group = f"{prefix}-worker-route"
+    source_topics = event_topics(prefix)
 
-        consumer = AIOKafkaConsumer(
-            *event_topics(prefix),
-            group_id=f"{prefix}-worker-route",
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            session_timeout_ms=int(settings.kafka_session_timeout * 1000),
-            heartbeat_interval_ms=int(min(3.0, settings.kafka_session_timeout / 3) * 1000),
-            **kafka_auth.aiokafka_options(settings, identity.BUS),
-        )
-        await consumer.start()
+    async def upgrade_offsets() -> dict[Any, int]:
+        """Where a worker of before the route task left the source topics: the committed offsets
+        of the Faust group (``<prefix>-worker``), whose route agent read them. The route group
+        starts there on every partition it has no offset of its own for, so a worker upgraded
+        from it neither routes everything again nor skips what arrived while it was stopped;
+        a partition neither group committed starts at the earliest offset (a new deployment)."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(**kafka_auth.aiokafka_options(settings, identity.BUS))
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(f"{prefix}-worker")
+        finally:
+            await admin.close()
+        return {tp: om.offset for tp, om in committed.items() if tp.topic in source_topics and om.offset >= 0}
+
+    async def route_loop(consumer: Any) -> None:
+        """Fetch, route, and commit each batch once what it produced is acknowledged."""
+        from aiokafka.errors import CommitFailedError, IllegalStateError
+
         pending: list[tuple[list[Any], dict[Any, int]]] = []
         within_ms = max(1, int(route_within * 1000))
 
         async def settle() -> None:
-            """Wait for the acknowledgements of the batch in flight, then commit its offsets."""
+            """Wait for the acknowledgements of the batch in flight (a refused record raises
+            here), then commit its offsets on the partitions still assigned to this worker."""
             while pending:
                 acks, offsets = pending.pop(0)
                 await asyncio.gather(*(a for a in acks if inspect.isawaitable(a)))
+                assigned = consumer.assignment()
+                mine = {tp: o for tp, o in offsets.items() if tp in assigned}
                 try:
-                    await consumer.commit(offsets)
-                except KafkaError as exc:  # a rebalance (CommitFailedError): the new owner reads them again
+                    await consumer.commit(mine)
+                except (CommitFailedError, IllegalStateError) as exc:  # a rebalance moved them
                     log.warning("route: offsets not committed (%r); those records will be read again", exc)
 
         try:
             while True:
                 fetched = await consumer.getmany(timeout_ms=within_ms, max_records=route_batch)
+                if failed:  # the listener's seek to the upgrade offsets did not happen
+                    raise failed[0]
                 if not fetched:
                     await settle()
                     continue
@@ -580,11 +587,100 @@ def build_app(
                 await settle()  # the batch before: acknowledged, then committed
                 pending.append((acks, offsets))
         finally:
-            try:
-                await asyncio.wait_for(settle(), 10)
-            except Exception as exc:  # stopping: what is not committed is read again
-                log.warning("route: stopped before its last batch was committed (%r)", exc)
-            await consumer.stop()
+            if not failed:
+                try:  # stopping (or failing after it was produced): commit what is acknowledged
+                    await asyncio.wait_for(settle(), 10)
+                except Exception as exc:  # what is not committed is read again
+                    log.warning("route: stopped before its last batch was committed (%r)", exc)
+
+    #: an error of the rebalance listener (aiokafka logs and swallows it): the loop raises it
+    failed: list[BaseException] = []
+    stopping: list[Any] = []  # the worker's stop, once the route stage failed
+
+    @app.task
+    async def route() -> None:
+        """The route stage, outside Faust's per-message stream: its own aiokafka consumer (group
+        ``<prefix>-worker-route``) in the app's event loop takes up to ``route_batch`` source
+        records at a time (``getmany``), routes them (``route_records``), and commits their
+        offsets only once every record they produced is acknowledged (at least once; track and
+        correlate keep each event once, by event_id). Batch k's records are in flight while
+        batch k+1 is fetched and routed; batch k is committed before batch k+1 is.
+
+        If anything stops it (the broker refuses a record or a commit, an unexpected error in
+        the loop), the worker does not go on without it: it logs ``route stage failed`` with the
+        error at CRITICAL level and exits with status 1 (a service manager restarts it; the
+        source records whose re-keyed records were not acknowledged are not committed and are
+        routed again)."""
+        from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+
+        consumer: Any = None
+        try:
+            seeds = await upgrade_offsets()
+
+            class StartWhereTheWorkerGroupWas(ConsumerRebalanceListener):
+                async def on_partitions_revoked(self, revoked: Any) -> None:
+                    pass
+
+                async def on_partitions_assigned(self, assigned: Any) -> None:
+                    try:
+                        start = {
+                            tp: seeds[tp]
+                            for tp in sorted(assigned)
+                            if tp in seeds and await consumer.committed(tp) is None
+                        }
+                        for tp, offset in start.items():
+                            consumer.seek(tp, offset)
+                        if start:  # committed at once: the group's lag counts from there
+                            await consumer.commit(start)
+                            log.warning(
+                                "route: %d source partition(s) start where group %s-worker left them "
+                                "(an upgrade: group %s had no offset there): %s",
+                                len(start), prefix, route_group,
+                                ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in start.items()),
+                            )
+                    except Exception as exc:
+                        failed.append(exc)
+
+            consumer = AIOKafkaConsumer(
+                group_id=route_group,
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+                session_timeout_ms=int(settings.kafka_session_timeout * 1000),
+                heartbeat_interval_ms=int(min(3.0, settings.kafka_session_timeout / 3) * 1000),
+                **kafka_auth.aiokafka_options(settings, identity.BUS),
+            )
+            consumer.subscribe(source_topics, listener=StartWhereTheWorkerGroupWas())
+            await consumer.start()
+            await route_loop(consumer)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            route_failed(exc)
+        finally:
+            if consumer is not None:
+                await consumer.stop()
+
+    def route_failed(exc: BaseException) -> None:
+        """Stop the worker, status 1: without its route stage it would look alive and route
+        nothing (Faust only logs a crashed task)."""
+        log.critical(
+            "route stage failed: %s: %s. The worker stops (exit status 1); restart it: the source "
+            "records not yet acknowledged downstream are not committed and will be routed again",
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        app.hzbus_exit_status = 1  # type: ignore[attr-defined]
+        worker = getattr(app, "hzbus_worker", None)  # the faust.Worker of ``hzbus worker``
+        if worker is None:
+            stopping.append(asyncio.ensure_future(app.crash(exc)))
+            return
+        stopping.append(asyncio.ensure_future(worker.stop()))  # flushes, commits what agents acknowledged
+        import os
+        import threading
+
+        # a stop that hangs (the broker away) must not leave a process that looks alive
+        threading.Timer(60.0, os._exit, args=(1,)).start()
 
     async def step_all(inputs: Sequence[tuple[str, Event | None, datetime]], partition: int) -> None:
         """Apply a record's inputs (an event, or with None the passing of time, for a key at a

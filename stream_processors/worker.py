@@ -2,14 +2,19 @@
 
 Topology (``P`` = topic prefix, 8 partitions unless said otherwise)::
 
-    P.cases, P.approvals, ... ──route──▶ P.by-key      (re-keyed by correlation key: case:…, request:…;
-                                   │                    route is a task with its own consumer,
-                                   │                    group P-worker-route, not a Faust agent)
+    P.cases, P.approvals, ... ──route──▶ P.by-key      (re-keyed by correlation key: case:…, request:…)
                                    └───▶ P.by-subject  (approvals and penalties, keyed by the
                                                          pseudonymised subject)
     P.by-key ──track──▶ table obligation-state ──▶ P.obligations, P.alerts, P.findings
     P.by-subject ──correlate──▶ table subject-state ──▶ P.correlations
     P.alerts ──notify──▶ console, webhook (once per dedup key: table alerts-delivered)
+
+``route`` is not a Faust agent but a task of the app with its own aiokafka consumer (consumer
+group ``P-worker-route``; the agents' group is ``P-worker``): it reads the source topics in
+batches of up to ``route_batch`` records and commits their offsets once the batch records it
+wrote are acknowledged. On a source partition where it has no offset of its own it starts from
+``P-worker``'s (where the route agent of earlier versions left it: an upgrade neither routes
+again nor skips); if it fails, the worker exits with status 1 (``route stage failed: …``).
 
 Imports of past records (``hzbus publish --historical``) are evaluated on their own time (each
 record's recorded_at), and the sweep waits until the import has been quiet for
@@ -246,7 +251,7 @@ ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "
 #: "took" 5.7%): the young generation filled every ~700 allocations and each third-generation
 #: pass walked every live object, the decoded key states of the cache included. With these,
 #: 229 -> 135 µs of CPU per event, 3,722 -> 5,445 events/s under the profiler. Cycles are still
-#: collected; memory must be rechecked with bench_load before this lands.
+#: collected; memory with bench_load: docs/performance.md ("The route stage outside Faust's stream").
 GC_THRESHOLDS = (50_000, 50, 1000)
 
 
@@ -283,8 +288,8 @@ def build_app(
 ) -> Any:
     """The Faust app of ``hzbus worker`` (nothing connects until it is started).
 
-    The route agent takes up to ``route_batch`` source events at a time (waiting at most
-    ``route_within`` seconds for more) and writes one batch record per partition of
+    The route stage takes up to ``route_batch`` source records at a time (waiting at most
+    ``route_within`` seconds when none is there) and writes one batch record per partition of
     ``by-key`` and ``by-subject``."""
     import faust
     from aiokafka.partitioner import murmur2

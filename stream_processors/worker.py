@@ -684,8 +684,11 @@ def build_app(
         import os
         import threading
 
-        # a stop that hangs (the broker away) must not leave a process that looks alive
-        threading.Timer(60.0, os._exit, args=(1,)).start()
+        # a stop that hangs (the broker away) must not leave a process that looks alive; a
+        # daemon thread, so that a stop that ends in time does not wait for it
+        cutoff = threading.Timer(60.0, os._exit, args=(1,))
+        cutoff.daemon = True
+        cutoff.start()
 
     async def step_all(inputs: Sequence[tuple[str, Event | None, datetime]], partition: int) -> None:
         """Apply a record's inputs (an event, or with None the passing of time, for a key at a

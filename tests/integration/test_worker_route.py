@@ -59,8 +59,9 @@ def routed_ids(settings: Settings, prefix: str) -> list[str]:
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{prefix}.check"})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in partitions}
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+        }
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         ids: list[str] = []
         left = {p for p, end in ends.items() if end > 0}
@@ -155,8 +156,14 @@ def test_a_route_stage_the_broker_refuses_stops_the_worker_loudly_and_loses_noth
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log:
         worker = spawn_hzbus(
-            "worker", "--name", "w1", "--loglevel", "warn", env=_env(bus),
-            stdout=subprocess.DEVNULL, stderr=log,
+            "worker",
+            "--name",
+            "w1",
+            "--loglevel",
+            "warn",
+            env=_env(bus),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
         )
         try:
             status = worker.wait(120)

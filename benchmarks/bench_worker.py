@@ -26,12 +26,13 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from domain.departments import load_registry
 from hzbus.config import PROJECT_ROOT, Settings, load_settings
-from hzbus.lag import group_lag, worker_topics
+from hzbus.lag import group_lag, worker_groups, worker_lag
 from hzbus.processes import spawn_hzbus
 from hzbus.topics import event_topics
 from infra import manager
@@ -77,14 +78,15 @@ async def bare_loop(bootstrap: str, topics: list[str], n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def time_group(settings: Settings, group: str, sources: list[str], consumed: list[str]) -> float:
-    """Events/s of ``group``: from its first commit on ``sources`` to no lag on ``consumed``."""
+def time_group(settings: Settings, group: str, sources: list[str], lag: Callable[[], int]) -> float:
+    """Events/s of ``group``: from its first commit on ``sources`` until ``lag()`` is 0 (the
+    worker: no lag in any of its groups)."""
     total = group_lag(settings, group, sources)
     while group_lag(settings, group, sources) >= total:  # until the first commit
         time.sleep(0.1)
     started = time.perf_counter()
     start_lag = group_lag(settings, group, sources)  # events still to go when the clock started
-    while group_lag(settings, group, consumed) > 0:
+    while lag() > 0:
         time.sleep(0.2)
     return start_lag / (time.perf_counter() - started)
 
@@ -155,7 +157,8 @@ def main() -> None:
                 preexec_fn=die_with_parent,
             )
             try:
-                ceiling = time_group(settings, f"{prefix}-worker-faustceiling", topics, topics)
+                group = f"{prefix}-worker-faustceiling"
+                ceiling = time_group(settings, group, topics, lambda: group_lag(settings, group, topics))
             finally:
                 counter.terminate()
                 counter.wait(30)
@@ -169,7 +172,8 @@ def main() -> None:
             env={"HZBUS_TOPIC_PREFIX": prefix},
         )
         try:
-            worker_eps = time_group(settings, f"{prefix}-worker", topics, worker_topics(prefix))
+            route_group = worker_groups(prefix)[0][0]  # the route stage reads the source topics
+            worker_eps = time_group(settings, route_group, topics, lambda: worker_lag(settings, prefix))
         finally:
             worker.terminate()
             worker.wait(30)

@@ -159,3 +159,18 @@ def faust_options(settings: Settings, principal: str) -> dict[str, Any]:
             username=user, password=password, mechanism=MECHANISM, ssl_context=None
         ),
     }
+
+
+def aiokafka_options(settings: Settings, principal: str) -> dict[str, Any]:
+    """``AIOKafkaConsumer`` / ``AIOKafkaProducer`` keyword arguments: the bootstrap servers and,
+    secured, the SCRAM login of ``principal`` (the worker's route consumer: docs/performance.md)."""
+    if not secured(settings):
+        return {"bootstrap_servers": settings.kafka_bootstrap}
+    user, password = identity(settings, principal)
+    return {
+        "bootstrap_servers": scram_bootstrap(settings),
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": MECHANISM,
+        "sasl_plain_username": user,
+        "sasl_plain_password": password,
+    }

@@ -43,10 +43,24 @@ def group_lag(settings: Settings, group: str, topics: Iterable[str], timeout: fl
 
 def worker_topics(prefix: str) -> list[str]:
     """The topics the worker consumes: the event families, its repartition topics and alerts."""
+    return [topic for _group, topics in worker_groups(prefix) for topic in topics]
+
+
+def worker_groups(prefix: str) -> list[tuple[str, list[str]]]:
+    """The worker's consumer groups and the topics each reads: its route stage reads the event
+    families (``<prefix>-worker-route``), its Faust agents the repartition topics and alerts
+    (``<prefix>-worker``)."""
     from hzbus.topics import all_topics
 
-    names = [s.name for s in all_topics(prefix) if s.carries_events or s.family.startswith("by-")]
-    return [*names, f"{prefix}.alerts"]
+    specs = all_topics(prefix)
+    sources = [s.name for s in specs if s.carries_events]
+    repartitioned = [s.name for s in specs if s.family.startswith("by-") and not s.carries_events]
+    return [(f"{prefix}-worker-route", sources), (f"{prefix}-worker", [*repartitioned, f"{prefix}.alerts"])]
+
+
+def worker_lag(settings: Settings, prefix: str) -> int:
+    """Messages the worker of ``prefix`` has not yet committed, over all its groups."""
+    return sum(group_lag(settings, group, topics) for group, topics in worker_groups(prefix))
 
 
 def wait_for_worker(
@@ -60,17 +74,15 @@ def wait_for_worker(
 ) -> None:
     """Until the worker group of ``prefix`` has consumed everything and stayed so for ``quiet``
     seconds (long enough for its deadline sweep to catch up after an import)."""
-    group = f"{prefix}-worker"
-    topics = worker_topics(prefix)
     deadline = time.monotonic() + timeout
     quiet_since: float | None = None
     while True:
         if not alive():
             raise UserError("the worker stopped; run `hzbus worker` to see why")
         try:
-            lag = group_lag(settings, group, topics)
+            lag = worker_lag(settings, prefix)
         except Exception as exc:  # a broker hiccup (leader moving, topic just created): ask again
-            log.debug("lag of %s unknown for now: %s", group, exc)
+            log.debug("lag of the %s worker unknown for now: %s", prefix, exc)
             lag = -1
         if progress is not None and lag >= 0:
             progress(lag)

@@ -9,6 +9,13 @@ Topology (``P`` = topic prefix, 8 partitions unless said otherwise)::
     P.by-subject ──correlate──▶ table subject-state ──▶ P.correlations
     P.alerts ──notify──▶ console, webhook (once per dedup key: table alerts-delivered)
 
+``route`` is not a Faust agent but a task of the app with its own aiokafka consumer (consumer
+group ``P-worker-route``; the agents' group is ``P-worker``): it reads the source topics in
+batches of up to ``route_batch`` records and commits their offsets once the batch records it
+wrote are acknowledged. On a source partition where it has no offset of its own it starts from
+``P-worker``'s (where the route agent of earlier versions left it: an upgrade neither routes
+again nor skips); if it fails, the worker exits with status 1 (``route stage failed: …``).
+
 Imports of past records (``hzbus publish --historical``) are evaluated on their own time (each
 record's recorded_at), and the sweep waits until the import has been quiet for
 ``import_quiet`` seconds: an obligation met in the past raises no alert on import, and what is
@@ -194,15 +201,19 @@ class FactTopic:
         self.topic = topic
         self.name: str = topic.get_topic_name()
 
-    async def send(self, *, key: bytes, value: bytes, headers: Any = None) -> Any:
+    async def send(
+        self, *, key: bytes, value: bytes, headers: Any = None, partition: int | None = None
+    ) -> Any:
         """Append the record to the producer's batch; the returned future is its acknowledgement."""
-        fut = await self.app.producer.send(self.name, key, value, None, None, headers)
+        fut = await self.app.producer.send(self.name, key, value, partition, None, headers)
         fut.add_done_callback(self._on_sent)
         return fut
 
-    def send_soon(self, *, key: bytes, value: bytes, headers: Any = None) -> None:
+    def send_soon(
+        self, *, key: bytes, value: bytes, headers: Any = None, partition: int | None = None
+    ) -> None:
         """From synchronous code: through Faust's buffer."""
-        self.topic.send_soon(key=key, value=value, headers=headers)
+        self.topic.send_soon(key=key, value=value, headers=headers, partition=partition)
 
     def _on_sent(self, fut: Any) -> None:
         if not fut.cancelled() and fut.exception() is not None:
@@ -232,6 +243,16 @@ TABLES = ("obligation-state", "wakeups", "subject-state", "alerts-delivered")
 #: up in memtables: 1.4 KB of RSS per key (1.6 GiB projected for a million keys), 0.55 KB with
 #: these bounds (docs/performance.md, "Load and memory").
 ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 8 << 20}
+
+
+#: the cyclic garbage collector's thresholds in ``hzbus worker`` (Python's default: 700, 10, 10).
+#: A py-spy profile of the worker (bench_worker, 50,000 events) put ~40% of its CPU in
+#: collections triggered at allocation sites (aiokafka's ``partitions_for_topic`` set() alone
+#: "took" 5.7%): the young generation filled every ~700 allocations and each third-generation
+#: pass walked every live object, the decoded key states of the cache included. With these,
+#: 229 -> 135 µs of CPU per event, 3,722 -> 5,445 events/s under the profiler. Cycles are still
+#: collected; memory with bench_load: docs/performance.md ("The route stage outside Faust's stream").
+GC_THRESHOLDS = (50_000, 50, 1000)
 
 
 def changelog_topics(prefix: str, partitions: int = 8) -> list[TopicSpec]:
@@ -267,8 +288,8 @@ def build_app(
 ) -> Any:
     """The Faust app of ``hzbus worker`` (nothing connects until it is started).
 
-    The route agent takes up to ``route_batch`` source events at a time (waiting at most
-    ``route_within`` seconds for more) and writes one batch record per partition of
+    The route stage takes up to ``route_batch`` source records at a time (waiting at most
+    ``route_within`` seconds when none is there) and writes one batch record per partition of
     ``by-key`` and ``by-subject``."""
     import faust
     from aiokafka.partitioner import murmur2
@@ -304,7 +325,6 @@ def build_app(
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout / 3),
     )
     install_consumer(app)  # Faust's consumer without its read-offset race (stream_processors/consumer.py)
-    sources = app.topic(*event_topics(prefix), key_type=bytes, value_type=bytes)
     families = {topic_name(prefix, family): family for family in event_families()}
     by_key = app.topic(topic_name(prefix, "by-key"), partitions=partitions, key_type=bytes, value_type=bytes)
     by_subject = app.topic(
@@ -317,6 +337,7 @@ def build_app(
         )
     }
     facts = {family: FactTopic(app, topic) for family, topic in outputs.items()}
+    routes = {"by-key": FactTopic(app, by_key), "by-subject": FactTopic(app, by_subject)}
     #: changelog records of the table writes of a step being stored (see ``DirectChangelogTable``)
     held: list[tuple[Any, int, bytes, bytes | None]] = []
     holding = {"on": False}
@@ -400,17 +421,18 @@ def build_app(
     assigned: dict[str, frozenset[int]] = {"by-key": frozenset()}
     stats = {"events": 0, "undecodable": 0, "refused": 0, "dead_letters": 0, "alerts": 0}
     app.hzbus_stats = stats  # type: ignore[attr-defined]
-    app.hzbus_topics = {"by-key": by_key, "by-subject": by_subject, **facts}  # type: ignore[attr-defined]
+    app.hzbus_topics = {**routes, **facts}  # type: ignore[attr-defined]
     app.hzbus_tables = {"states": states, "wakeups": wakeups, "subjects": subjects}  # type: ignore[attr-defined]
 
-    def published_at(message: Any) -> datetime | None:
-        headers = dict(message.headers or ())
+    def published_at(record: Any) -> datetime | None:
+        """A source record's publication time (``record``: aiokafka's ConsumerRecord, time in ms)."""
+        headers = dict(record.headers or ())
         if HISTORICAL_HEADER in headers:
             return None  # an import of past records: the core uses recorded_at
         if identity.PUBLISHED_HEADER in headers:  # forwarded by the gate: its ingress append time
-            return from_ms(identity.gate_published_ms(message.headers, 0))
-        if message.timestamp_type == LOG_APPEND_TIME and message.timestamp:
-            return datetime.fromtimestamp(message.timestamp, tz=UTC)
+            return from_ms(identity.gate_published_ms(record.headers, 0))
+        if record.timestamp_type == LOG_APPEND_TIME and record.timestamp:
+            return from_ms(record.timestamp)
         return None
 
     def dead_letter(ev: Any, reason: str, value: bytes | None = None) -> None:
@@ -429,58 +451,64 @@ def build_app(
         carry many keys, each on the partition its own record would have had."""
         return (murmur2(key) & 0x7FFFFFFF) % partitions
 
-    def send_batches(topic: Any, entries: dict[int, list[tuple[bytes, bytes]]]) -> None:
-        """One batch record per partition (more when over ``BATCH_BYTES``), entries in order."""
+    async def send_batches(topic: FactTopic, entries: dict[int, list[tuple[bytes, bytes]]]) -> list[Any]:
+        """One batch record per partition (more when over ``BATCH_BYTES``), entries in order,
+        straight into the producer's batches; their acknowledgements."""
+        acks: list[Any] = []
+        KEY = b"__batch__"
         for partition, items in entries.items():
             chunk: list[tuple[bytes, bytes]] = []
             size = 0
             for key, value in items:
                 if chunk and size + len(key) + len(value) + 7 > BATCH_BYTES:
-                    topic.send_soon(key=b"__batch__", partition=partition, value=pack_batch(chunk))
+                    acks.append(await topic.send(key=KEY, partition=partition, value=pack_batch(chunk)))
                     chunk, size = [], 0
                 chunk.append((key, value))
                 size += len(key) + len(value) + 7
             if chunk:
-                topic.send_soon(key=b"__batch__", partition=partition, value=pack_batch(chunk))
+                acks.append(await topic.send(key=KEY, partition=partition, value=pack_batch(chunk)))
+        return acks
 
     def route_event(
-        ev: Any, keyed: dict[int, list[tuple[bytes, bytes]]], by_subj: dict[int, list[tuple[bytes, bytes]]]
+        record: Any,
+        keyed: dict[int, list[tuple[bytes, bytes]]],
+        by_subj: dict[int, list[tuple[bytes, bytes]]],
     ) -> bool:
-        """Check one source event and add its entries to the batches: one per correlation key
-        of the rules that read it, one per subject for correlation. False if skipped."""
-        raw = ev.value
-        message = ev.message
+        """Check one source record (aiokafka's ConsumerRecord: time in ms) and add its entries
+        to the batches: one per correlation key of the rules that read it, one per subject for
+        correlation. False if skipped."""
+        raw = record.value
         try:
             event = codec.decode(raw)
         except codec.DecodeError as exc:
             stats["undecodable"] += 1
             log.warning(
                 "skipping %s[%d]@%d: does not decode (%s); the sink keeps it as a dead letter",
-                message.topic,
-                message.partition,
-                message.offset,
+                record.topic,
+                record.partition,
+                record.offset,
                 exc,
             )
             return False
         refused = admission.size_refusal(len(raw)) or admission.event_refusal(
             event,
-            topic_family=families.get(message.topic),
+            topic_family=families.get(record.topic),
             published_ms=int(
-                (message.timestamp if message.timestamp_type == LOG_APPEND_TIME else time.time()) * 1000
+                record.timestamp if record.timestamp_type == LOG_APPEND_TIME else time.time() * 1000
             ),
         )
         if refused:
             stats["refused"] += 1
             log.warning(
                 "skipping %s[%d]@%d: %s; the sink keeps it as a dead letter",
-                message.topic,
-                message.partition,
-                message.offset,
+                record.topic,
+                record.partition,
+                record.offset,
                 refused,
             )
             return False
         stats["events"] += 1
-        published = published_at(message)
+        published = published_at(record)
         envelope = pack_event(raw, published)
         for ckey in obligations.correlation_keys(event):
             k = ckey.encode()
@@ -496,20 +524,171 @@ def build_app(
             by_subj.setdefault(partition_of(k), []).append((k, pack_event(codec.encode(prepared), published)))
         return True
 
-    @app.agent(sources, concurrency=1)
-    async def route(stream: Any) -> None:
-        """Re-key each event by the correlation keys of the rules that read it, a batch of
-        source events at a time: one record per partition of by-key and by-subject holds the
-        batch's entries of that partition (Faust acknowledges the batch's source records once
-        it is done, so their offsets are committed only after its records are flushed)."""
-        async for evs in stream.take_events(route_batch, route_within):
-            keyed: dict[int, list[tuple[bytes, bytes]]] = {}
-            by_subj: dict[int, list[tuple[bytes, bytes]]] = {}
-            routed = sum(route_event(ev, keyed, by_subj) for ev in evs)
-            send_batches(by_key, keyed)
-            send_batches(by_subject, by_subj)
-            for _ in range(routed):
-                reached("worker.routed")  # re-keyed records buffered, source offsets not committed
+    async def route_records(records: Sequence[Any]) -> list[Any]:
+        """Re-key a batch of source records by the correlation keys of the rules that read
+        them: one record per partition of by-key and by-subject holds the batch's entries of
+        that partition. Returns the acknowledgements of what it produced."""
+        keyed: dict[int, list[tuple[bytes, bytes]]] = {}
+        by_subj: dict[int, list[tuple[bytes, bytes]]] = {}
+        routed = sum(route_event(r, keyed, by_subj) for r in records)
+        acks = await send_batches(routes["by-key"], keyed)
+        acks += await send_batches(routes["by-subject"], by_subj)
+        for _ in range(routed):
+            reached("worker.routed")  # re-keyed records produced, source offsets not committed
+        return acks
+
+    app.hzbus_route = route_records  # type: ignore[attr-defined]
+
+    route_group = f"{prefix}-worker-route"
+    source_topics = event_topics(prefix)
+
+    async def upgrade_offsets() -> dict[Any, int]:
+        """Where a worker of before the route task left the source topics: the committed offsets
+        of the Faust group (``<prefix>-worker``), whose route agent read them. The route group
+        starts there on every partition it has no offset of its own for, so a worker upgraded
+        from it neither routes everything again nor skips what arrived while it was stopped;
+        a partition neither group committed starts at the earliest offset (a new deployment)."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(**kafka_auth.aiokafka_options(settings, identity.BUS))
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(f"{prefix}-worker")
+        finally:
+            await admin.close()
+        return {tp: om.offset for tp, om in committed.items() if tp.topic in source_topics and om.offset >= 0}
+
+    async def route_loop(consumer: Any) -> None:
+        """Fetch, route, and commit each batch once what it produced is acknowledged."""
+        from aiokafka.errors import CommitFailedError, IllegalStateError
+
+        pending: list[tuple[list[Any], dict[Any, int]]] = []
+        within_ms = max(1, int(route_within * 1000))
+
+        async def settle() -> None:
+            """Wait for the acknowledgements of the batch in flight (a refused record raises
+            here), then commit its offsets on the partitions still assigned to this worker."""
+            while pending:
+                acks, offsets = pending.pop(0)
+                await asyncio.gather(*(a for a in acks if inspect.isawaitable(a)))
+                assigned = consumer.assignment()
+                mine = {tp: o for tp, o in offsets.items() if tp in assigned}
+                try:
+                    await consumer.commit(mine)
+                except (CommitFailedError, IllegalStateError) as exc:  # a rebalance moved them
+                    log.warning("route: offsets not committed (%r); those records will be read again", exc)
+
+        try:
+            while True:
+                fetched = await consumer.getmany(timeout_ms=within_ms, max_records=route_batch)
+                if failed:  # the listener's seek to the upgrade offsets did not happen
+                    raise failed[0]
+                if not fetched:
+                    await settle()
+                    continue
+                records = [r for rs in fetched.values() for r in rs]
+                offsets = {tp: rs[-1].offset + 1 for tp, rs in fetched.items()}
+                acks = await route_records(records)
+                await settle()  # the batch before: acknowledged, then committed
+                pending.append((acks, offsets))
+        finally:
+            if not failed:
+                try:  # stopping (or failing after it was produced): commit what is acknowledged
+                    await asyncio.wait_for(settle(), 10)
+                except Exception as exc:  # what is not committed is read again
+                    log.warning("route: stopped before its last batch was committed (%r)", exc)
+
+    #: an error of the rebalance listener (aiokafka logs and swallows it): the loop raises it
+    failed: list[BaseException] = []
+    stopping: list[Any] = []  # the worker's stop, once the route stage failed
+
+    @app.task
+    async def route() -> None:
+        """The route stage, outside Faust's per-message stream: its own aiokafka consumer (group
+        ``<prefix>-worker-route``) in the app's event loop takes up to ``route_batch`` source
+        records at a time (``getmany``), routes them (``route_records``), and commits their
+        offsets only once every record they produced is acknowledged (at least once; track and
+        correlate keep each event once, by event_id). Batch k's records are in flight while
+        batch k+1 is fetched and routed; batch k is committed before batch k+1 is.
+
+        If anything stops it (the broker refuses a record or a commit, an unexpected error in
+        the loop), the worker does not go on without it: it logs ``route stage failed`` with the
+        error at CRITICAL level and exits with status 1 (a service manager restarts it; the
+        source records whose re-keyed records were not acknowledged are not committed and are
+        routed again)."""
+        from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+
+        consumer: Any = None
+        try:
+            seeds = await upgrade_offsets()
+
+            class StartWhereTheWorkerGroupWas(ConsumerRebalanceListener):
+                async def on_partitions_revoked(self, revoked: Any) -> None:
+                    pass
+
+                async def on_partitions_assigned(self, assigned: Any) -> None:
+                    try:
+                        start = {
+                            tp: seeds[tp]
+                            for tp in sorted(assigned)
+                            if tp in seeds and await consumer.committed(tp) is None
+                        }
+                        for tp, offset in start.items():
+                            consumer.seek(tp, offset)
+                        if start:  # committed at once: the group's lag counts from there
+                            await consumer.commit(start)
+                            log.warning(
+                                "route: %d source partition(s) start where group %s-worker left them "
+                                "(an upgrade: group %s had no offset there): %s",
+                                len(start), prefix, route_group,
+                                ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in start.items()),
+                            )
+                    except Exception as exc:
+                        failed.append(exc)
+
+            consumer = AIOKafkaConsumer(
+                group_id=route_group,
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+                session_timeout_ms=int(settings.kafka_session_timeout * 1000),
+                heartbeat_interval_ms=int(min(3.0, settings.kafka_session_timeout / 3) * 1000),
+                **kafka_auth.aiokafka_options(settings, identity.BUS),
+            )
+            consumer.subscribe(source_topics, listener=StartWhereTheWorkerGroupWas())
+            await consumer.start()
+            await route_loop(consumer)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            route_failed(exc)
+        finally:
+            if consumer is not None:
+                await consumer.stop()
+
+    def route_failed(exc: BaseException) -> None:
+        """Stop the worker, status 1: without its route stage it would look alive and route
+        nothing (Faust only logs a crashed task)."""
+        log.critical(
+            "route stage failed: %s: %s. The worker stops (exit status 1); restart it: the source "
+            "records not yet acknowledged downstream are not committed and will be routed again",
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        app.hzbus_exit_status = 1  # type: ignore[attr-defined]
+        worker = getattr(app, "hzbus_worker", None)  # the faust.Worker of ``hzbus worker``
+        if worker is None:
+            stopping.append(asyncio.ensure_future(app.crash(exc)))
+            return
+        stopping.append(asyncio.ensure_future(worker.stop()))  # flushes, commits what agents acknowledged
+        import os
+        import threading
+
+        # a stop that hangs (the broker away) must not leave a process that looks alive; a
+        # daemon thread, so that a stop that ends in time does not wait for it
+        cutoff = threading.Timer(60.0, os._exit, args=(1,))
+        cutoff.daemon = True
+        cutoff.start()
 
     async def step_all(inputs: Sequence[tuple[str, Event | None, datetime]], partition: int) -> None:
         """Apply a record's inputs (an event, or with None the passing of time, for a key at a
@@ -744,12 +923,12 @@ def build_app(
         by_partition: dict[int, list[str]] = {}
         for ckey, partition in heap.due(to_ms(now)):
             if partition < 0:  # no partition on record (older index entry): a tick of its own
-                by_key.send_soon(key=ckey.encode(), value=pack_tick(now))
+                routes["by-key"].send_soon(key=ckey.encode(), value=pack_tick(now))
             else:
                 by_partition.setdefault(partition, []).append(ckey)
         for partition, keys in by_partition.items():  # one record per partition, not per key
             for i in range(0, len(keys), 2000):
-                by_key.send_soon(
+                routes["by-key"].send_soon(
                     key=b"__ticks__", partition=partition, value=pack_ticks(now, keys[i : i + 2000])
                 )
         if by_partition:

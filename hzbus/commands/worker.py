@@ -69,7 +69,19 @@ def run(args: argparse.Namespace) -> int:
         clock=lambda: datetime.now(UTC) + offset,
     )
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    import gc
+
+    from stream_processors.worker import GC_THRESHOLDS
+
+    gc.set_threshold(*GC_THRESHOLDS)  # the collector cost ~40% of the worker's CPU (worker.py)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     worker.spinner = None  # its terminal codes would mix with the alerts printed on stdout
-    worker.execute_from_commandline()
+    app.hzbus_worker = worker  # the route stage stops it if it fails (stream_processors/worker.py)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        status: int = getattr(app, "hzbus_exit_status", 0)
+        if not exc.code and status:
+            raise SystemExit(status) from None
+        raise
     return 0

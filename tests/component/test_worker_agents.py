@@ -81,6 +81,31 @@ def agent(app: Any, name: str) -> Any:
     return app.agents[f"stream_processors.worker.{name}"]
 
 
+def source_record(value: bytes, *, key: bytes, offset: int = 0) -> Any:
+    """A source record on its family's topic, as the route stage's consumer gets it (aiokafka's
+    ConsumerRecord)."""
+    from aiokafka.structs import ConsumerRecord
+
+    return ConsumerRecord(
+        topic=f"comp.{codec.topic_family(codec.decode(value).type)}",
+        partition=0,
+        offset=offset,
+        timestamp=int(datetime.now(UTC).timestamp() * 1000),
+        timestamp_type=1,  # LogAppendTime
+        key=key,
+        value=value,
+        checksum=None,
+        serialized_key_size=len(key),
+        serialized_value_size=len(value),
+        headers=(),
+    )
+
+
+async def route(app: Any, *records: Any) -> None:
+    """The route stage over ``records`` (one batch, as one ``getmany`` gives it)."""
+    await app.hzbus_route(list(records))
+
+
 def routed_keys(sent: dict[str, list[tuple[bytes, bytes]]]) -> list[bytes]:
     """The correlation keys of the entries of the by-key batch records, in order."""
     return [k for key, value in sent.get("by-key", []) for k, _ in batch_entries(key, value)]
@@ -99,8 +124,7 @@ async def _routes(app: Any, sent: Any) -> None:
         to_dept="HZ-GTJ",
         question=None,
     )
-    async with agent(app, "route").test_context() as route:
-        await route.put(codec.encode(request), key=b"R-1")
+    await route(app, source_record(codec.encode(request), key=b"R-1"))
     assert routed_keys(sent) == [b"request:R-1", b"year:2026"]
 
 

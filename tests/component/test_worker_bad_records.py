@@ -22,7 +22,9 @@ from tests.component.test_worker_agents import (  # noqa: F401 (fixture)
     agent,
     agent_app,
     event,
+    route,
     routed_keys,
+    source_record,
     worker,
 )
 
@@ -38,11 +40,10 @@ async def _refused(app: Any, sent: Any) -> None:
     unknown = replace(good, event_id="u-1", source_dept="HZ-NOPE")
     future = datetime.now(SHANGHAI) + timedelta(days=2)
     skewed = replace(good, event_id="s-1", occurred_at=future, recorded_at=future)
-    async with agent(app, "route").test_context() as route:
-        await route.put(codec.encode(unknown), key=b"R-9")
-        await route.put(codec.encode(skewed), key=b"R-9")
-        assert "by-key" not in sent
-        await route.put(codec.encode(good), key=b"R-9")
+    await route(app, source_record(codec.encode(unknown), key=b"R-9"))
+    await route(app, source_record(codec.encode(skewed), key=b"R-9", offset=1))
+    assert "by-key" not in sent
+    await route(app, source_record(codec.encode(good), key=b"R-9", offset=2))
     assert routed_keys(sent) == [b"request:R-9", b"year:2026"]
     assert app.hzbus_stats["refused"] == 2 and app.hzbus_stats["events"] == 1
 

@@ -24,7 +24,7 @@ import pytest
 from domain import correlation
 from domain.departments import load_registry
 from hzbus.errors import UserError
-from hzbus.lag import group_lag, wait_for_worker, worker_topics
+from hzbus.lag import group_lag, wait_for_worker, worker_groups
 from hzbus.processes import spawn_hzbus
 from hzbus.topics import event_topics
 from infra.procs import tail
@@ -488,7 +488,9 @@ def assert_nothing_lost_nothing_twice(
     try:
         wait_for_worker(bus.settings, bus.prefix, quiet=6.0, timeout=120, alive=alive, progress=Progress(50))
     except (UserError, NoProgress) as exc:
-        stalled = f"{exc}: {lag_report(bus, f'{bus.prefix}-worker', worker_topics(bus.prefix))}"
+        stalled = f"{exc}: " + "; ".join(
+            f"{group}: {lag_report(bus, group, topics)}" for group, topics in worker_groups(bus.prefix)
+        )
         if restart_if_stalled is None:
             raise AssertionError(stalled) from None
         # what the silent worker awaits, kept where a CI run leaves it (the checkout's .state)

@@ -57,7 +57,7 @@ def worker_committed(bus: Bus) -> int:
     """Events whose offsets the worker has committed (-1: the broker did not say)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    group, bootstrap = f"{bus.prefix}-worker", bus.settings.kafka_bootstrap
+    group, bootstrap = f"{bus.prefix}-worker-route", bus.settings.kafka_bootstrap  # the route stage's
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
     try:
         metadata = consumer.list_topics(timeout=10)

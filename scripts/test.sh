@@ -7,6 +7,7 @@ scripts/bootstrap.sh
 .venv/bin/hzbus infra up
 echo "== ruff" >&2
 .venv/bin/ruff check .
+.venv/bin/ruff format --check . >/dev/null || { .venv/bin/ruff format --check . >&2; exit 1; }
 echo "== mypy" >&2
 .venv/bin/mypy
 echo "== pytest" >&2

@@ -333,7 +333,12 @@ def build_app(
     outputs = {
         family: app.topic(topic_name(prefix, family), key_type=bytes, value_type=bytes)
         for family in (
-            "obligations", "alerts", "findings", "correlations", "alerts-undelivered", "deadletter"
+            "obligations",
+            "alerts",
+            "findings",
+            "correlations",
+            "alerts-undelivered",
+            "deadletter",
         )
     }
     facts = {family: FactTopic(app, topic) for family, topic in outputs.items()}
@@ -640,7 +645,9 @@ def build_app(
                             log.warning(
                                 "route: %d source partition(s) start where group %s-worker left them "
                                 "(an upgrade: group %s had no offset there): %s",
-                                len(start), prefix, route_group,
+                                len(start),
+                                prefix,
+                                route_group,
                                 ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in start.items()),
                             )
                     except Exception as exc:

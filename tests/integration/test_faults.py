@@ -62,9 +62,7 @@ def worker_committed(bus: Bus) -> int:
     try:
         metadata = consumer.list_topics(timeout=10)
         partitions = [
-            TopicPartition(t, p)
-            for t in event_topics(bus.prefix)
-            for p in metadata.topics[t].partitions
+            TopicPartition(t, p) for t in event_topics(bus.prefix) for p in metadata.topics[t].partitions
         ]
         return sum(max(0, tp.offset) for tp in consumer.committed(partitions, timeout=10))
     except Exception:

@@ -34,7 +34,7 @@ from producers.readers import SourceRecord, read_records
 from schemas import codec
 from stream_processors.notifiers import alert_text
 from tests.conftest import Bus
-from tests.integration.helpers import _env, replayed, stored_event_ids, stored_obligations
+from tests.integration.helpers import _env, partition_records, replayed, stored_event_ids, stored_obligations
 
 #: the broker's minimum: a process killed without leaving its group resumes 6 s after restart
 SESSION_TIMEOUT = "6"
@@ -288,21 +288,11 @@ def read_topic(bus: Bus, family: str) -> list[tuple[bytes, bytes]]:
     )
     topic = f"{bus.prefix}.{family}"
     try:
-        records: list[tuple[bytes, bytes]] = []
-        for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, p, low)])
-            seen = low
-            deadline = time.monotonic() + 30
-            while seen < high and time.monotonic() < deadline:
-                for msg in consumer.consume(500, timeout=1.0):
-                    if msg.error() is None:
-                        records.append((msg.key() or b"", msg.value() or b""))
-                        seen = (msg.offset() or 0) + 1
-            assert seen >= high, f"could not read {topic}[{p}] to its end ({seen} < {high})"
-        return records
+        return [
+            (msg.key() or b"", msg.value() or b"")
+            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            for msg in partition_records(consumer, TopicPartition(topic, p))
+        ]
     finally:
         consumer.close()
 
@@ -380,22 +370,11 @@ def locate_events(bus: Bus, ids: set[str]) -> str:
 
 def _event_ids(consumer: Any, tp: Any) -> Iterator[tuple[int, str]]:
     """(offset, event_id) of every record of one partition up to its end now."""
-    from confluent_kafka import TopicPartition
-
-    low, high = consumer.get_watermark_offsets(tp, timeout=10)
-    if high <= low:
-        return
-    consumer.assign([TopicPartition(tp.topic, tp.partition, low)])
-    seen, deadline = low, time.monotonic() + 30
-    while seen < high and time.monotonic() < deadline:
-        for msg in consumer.consume(500, timeout=1.0):
-            if msg.error() is not None:
-                continue
-            seen = (msg.offset() or 0) + 1
-            try:
-                yield seen - 1, codec.decode(msg.value() or b"").event_id
-            except Exception:  # a record that does not decode (the corrupt ones of the test)
-                continue
+    for msg in partition_records(consumer, tp):
+        try:
+            yield msg.offset(), codec.decode(msg.value() or b"").event_id
+        except Exception:  # a record that does not decode (the corrupt ones of the test)
+            continue
 
 
 def keep_logs(processes: list[Crashing]) -> Path:

@@ -6,8 +6,10 @@ import io
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -164,21 +166,32 @@ def obligation_facts(bus: Bus, ids: set[str]) -> dict[str, list[str]]:
     try:
         for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
             tp = TopicPartition(topic, p)
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
             (committed,) = consumer.committed([tp], timeout=10)
-            consumer.assign([TopicPartition(topic, p, low)])
-            seen, deadline = low, time.monotonic() + 30
-            while seen < high and time.monotonic() < deadline:
-                for msg in consumer.consume(500, timeout=1.0):
-                    if msg.error() is not None:
-                        continue
-                    seen = (msg.offset() or 0) + 1
-                    key = (msg.key() or b"").decode()
-                    if key in ids:
-                        status = orjson.loads(msg.value() or b"{}").get("obligation", {}).get("status")
-                        found.setdefault(key, []).append(
-                            f"[{p}]@{msg.offset()} {status} (sink committed {committed.offset}, end {high})"
-                        )
+            for msg in partition_records(consumer, tp):
+                key = (msg.key() or b"").decode()
+                if key in ids:
+                    status = orjson.loads(msg.value() or b"{}").get("obligation", {}).get("status")
+                    found.setdefault(key, []).append(
+                        f"[{p}]@{msg.offset()} {status} (sink committed {committed.offset})"
+                    )
     finally:
         consumer.close()
     return found
+
+
+def partition_records(consumer: Any, tp: Any, timeout: float = 30.0) -> Iterator[Any]:
+    """Every record of one partition (a confluent-kafka ``TopicPartition``), from its start to
+    its end as of now, read with ``consumer``; fails if the end is not reached in ``timeout``."""
+    from confluent_kafka import TopicPartition
+
+    low, high = consumer.get_watermark_offsets(tp, timeout=10)
+    if high <= low:
+        return
+    consumer.assign([TopicPartition(tp.topic, tp.partition, low)])
+    seen, deadline = low, time.monotonic() + timeout
+    while seen < high and time.monotonic() < deadline:
+        for msg in consumer.consume(500, timeout=1.0):
+            if msg.error() is None:
+                seen = (msg.offset() or 0) + 1
+                yield msg
+    assert seen >= high, f"could not read {tp.topic}[{tp.partition}] to its end ({seen} < {high})"

@@ -478,10 +478,13 @@ def build_app(
         record: Any,
         keyed: dict[int, list[tuple[bytes, bytes]]],
         by_subj: dict[int, list[tuple[bytes, bytes]]],
+        unroutable: list[tuple[Any, str]],
     ) -> bool:
         """Check one source record (aiokafka's ConsumerRecord: time in ms) and add its entries
         to the batches: one per correlation key of the rules that read it, one per subject for
-        correlation. False if skipped."""
+        correlation. False if skipped. A record that decodes and is admitted but cannot be
+        routed (an error of ours meeting it) goes to ``unroutable`` with the reason, whole:
+        one record must not stop the bus (the route stage would fail on it at every restart)."""
         raw = record.value
         try:
             event = codec.decode(raw)
@@ -512,21 +515,31 @@ def build_app(
                 refused,
             )
             return False
+        try:  # everything first, then the batches: a record is routed whole or not at all
+            published = published_at(record)
+            envelope = pack_event(raw, published)
+            keys = [ckey.encode() for ckey in obligations.correlation_keys(event)]
+            year = shanghai_date(event.occurred_at).year
+            prepared = correlation.prepare(event, key)
+            subject = None
+            if prepared is not None:
+                subject_key = str(prepared.fields["subject_id"]).encode()
+                subject = (subject_key, pack_event(codec.encode(prepared), published))
+        except Exception as exc:
+            reason = f"cannot be routed: {type(exc).__name__}: {exc}"
+            where = (record.topic, record.partition, record.offset)
+            log.error("dead letter %s[%d]@%d: %s", *where, reason, exc_info=exc)
+            unroutable.append((record, reason))
+            return False
         stats["events"] += 1
-        published = published_at(record)
-        envelope = pack_event(raw, published)
-        for ckey in obligations.correlation_keys(event):
-            k = ckey.encode()
+        for k in keys:
             keyed.setdefault(partition_of(k), []).append((k, envelope))
-        year = shanghai_date(event.occurred_at).year
         if year not in seen_years:  # the annual_joint_meeting clock of that year
             seen_years.add(year)
             k = obligations.year_key(year).encode()
             keyed.setdefault(partition_of(k), []).append((k, pack_tick(clock())))
-        prepared = correlation.prepare(event, key)
-        if prepared is not None:
-            k = str(prepared.fields["subject_id"]).encode()
-            by_subj.setdefault(partition_of(k), []).append((k, pack_event(codec.encode(prepared), published)))
+        if subject is not None:
+            by_subj.setdefault(partition_of(subject[0]), []).append(subject)
         return True
 
     async def route_records(records: Sequence[Any]) -> list[Any]:
@@ -535,9 +548,14 @@ def build_app(
         that partition. Returns the acknowledgements of what it produced."""
         keyed: dict[int, list[tuple[bytes, bytes]]] = {}
         by_subj: dict[int, list[tuple[bytes, bytes]]] = {}
-        routed = sum(route_event(r, keyed, by_subj) for r in records)
+        unroutable: list[tuple[Any, str]] = []
+        routed = sum(route_event(r, keyed, by_subj, unroutable) for r in records)
         acks = await send_batches(routes["by-key"], keyed)
         acks += await send_batches(routes["by-subject"], by_subj)
+        for record, reason in unroutable:  # kept, acknowledged before the source offset is committed
+            stats["dead_letters"] += 1
+            headers = deadletters.headers(record.topic, record.partition, record.offset, reason, "worker")
+            acks.append(await facts["deadletter"].send(key=record.key, value=record.value, headers=headers))
         for _ in range(routed):
             reached("worker.routed")  # re-keyed records produced, source offsets not committed
         return acks

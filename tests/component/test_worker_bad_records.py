@@ -124,3 +124,37 @@ def test_a_worker_stopped_between_two_notifiers_delivers_only_the_missing_one_ag
     asyncio.run(deliver_twice())
     assert console.delivered == ["determination_reply:R-9:missed"]
     assert robot.delivered == ["determination_reply:R-9:missed"]
+
+
+def test_a_record_the_route_stage_fails_on_is_kept_as_a_dead_letter_and_the_rest_are_routed(
+    worker: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An error of ours meeting one admitted record (here: the correlation keys raise for it)
+    must not stop the bus: the route stage would fail on the same record at every restart."""
+    from domain import obligations
+    from stream_processors import worker as worker_module
+
+    real = obligations.correlation_keys
+
+    def keys(e: Any) -> Any:
+        if e.event_id == "boom-1":
+            raise KeyError("request_id")
+        return real(e)
+
+    monkeypatch.setattr(worker_module.obligations, "correlation_keys", keys)
+    asyncio.run(_unroutable(*worker))
+
+
+async def _unroutable(app: Any, sent: Any) -> None:
+    good = event("DeterminationRequested", **REQUEST)
+    boom = replace(good, event_id="boom-1", fields={**good.fields, "request_id": "R-BOOM"})
+    bad_value = codec.encode(boom)
+    await route(
+        app,
+        source_record(bad_value, key=b"R-BOOM"),
+        source_record(codec.encode(good), key=b"R-9", offset=1),
+    )
+    assert routed_keys(sent) == [b"request:R-9", b"year:2026"]  # nothing of the bad one
+    assert [(k, v) for k, v in sent["deadletter"]] == [(b"R-BOOM", bad_value)]
+    assert app.hzbus_stats["dead_letters"] == 1 and app.hzbus_stats["events"] == 1

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ from domain.departments import load_registry
 from hzbus.config import PROJECT_ROOT, Settings, load_settings
 from hzbus.lag import group_lag, worker_groups, worker_lag
 from hzbus.processes import spawn_hzbus
-from hzbus.topics import event_topics
+from hzbus.topics import TopicSpec, event_topics, topic_name
 from infra import manager
 from infra.procs import die_with_parent
 from producers.pipeline import RejectWriter, publish_records
@@ -78,17 +79,125 @@ async def bare_loop(bootstrap: str, topics: list[str], n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def time_group(settings: Settings, group: str, sources: list[str], lag: Callable[[], int]) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_group(
+    settings: Settings, group: str, sources: list[str], lag: Callable[[], int], pid: int | None = None
+) -> tuple[float, float | None]:
     """Events/s of ``group``: from its first commit on ``sources`` until ``lag()`` is 0 (the
-    worker: no lag in any of its groups)."""
+    worker: no lag in any of its groups); with ``pid``, also the CPU seconds that process spent
+    per event in the same window (to tell a worker short of CPU from one waiting)."""
     total = group_lag(settings, group, sources)
     while group_lag(settings, group, sources) >= total:  # until the first commit
         time.sleep(0.1)
     started = time.perf_counter()
+    cpu_start = cpu_seconds(pid) if pid else 0.0
     start_lag = group_lag(settings, group, sources)  # events still to go when the clock started
     while lag() > 0:
         time.sleep(0.2)
-    return start_lag / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    cpu = (cpu_seconds(pid) - cpu_start) / start_lag if pid else None
+    return start_lag / elapsed, cpu
+
+
+def record_sizes(settings: Settings, prefix: str, families: list[str], sample: int = 5000) -> tuple[int, int]:
+    """Average key and value sizes of the first ``sample`` records of each of ``families``
+    (topics of the prefix that the worker wrote), weighted alike."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"{prefix}-sizes",
+            "enable.auto.commit": False,
+        }
+    )
+    keys = values = count = 0
+    try:
+        for family in families:
+            name = f"{prefix}-{family}" if family.startswith("worker-") else topic_name(prefix, family)
+            metadata = consumer.list_topics(name, timeout=10).topics[name]
+            consumer.assign([TopicPartition(name, p, 0) for p in metadata.partitions])
+            seen = 0
+            while seen < sample:
+                messages = consumer.consume(1000, timeout=2)
+                if not messages:
+                    break
+                for m in messages:
+                    if m.error() is None:
+                        keys += len(m.key() or b"")
+                        values += len(m.value() or b"")
+                        seen += 1
+            count += seen
+            consumer.unassign()
+    finally:
+        consumer.close()
+    return keys // max(count, 1), values // max(count, 1)
+
+
+async def bare_produce(bootstrap: str, topic: str, n: int, key_size: int, value_size: int) -> float:
+    """Records/s of a bare aiokafka producer writing ``n`` keyed records of the given sizes to
+    ``topic``, with the worker's producer settings (acks all, linger 10 ms, 256 KiB batches),
+    awaiting each send as the worker does, to the final flush."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=10, max_batch_size=256 << 10
+    )
+    await producer.start()
+    value = b"v" * value_size
+    keys = [f"{i:0{key_size}d}".encode()[-key_size:] for i in range(50_000)]
+    try:
+        started = time.perf_counter()
+        for i in range(n):
+            await producer.send(topic, value, key=keys[i % len(keys)])
+        await producer.flush()
+        return n / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+def bare_produce_librdkafka(bootstrap: str, topic: str, n: int, key_size: int, value_size: int) -> float:
+    """Records/s of a bare confluent-kafka (librdkafka) producer writing the same records: acks
+    all, idempotent, linger 10 ms, a Python delivery callback per record (what a worker needs
+    to learn each changelog record's offset), to the final flush."""
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 10,
+            "batch.size": 256 << 10,
+        }
+    )
+    delivered = [0]
+
+    def on_delivery(err: object, _msg: object) -> None:
+        delivered[0] += err is None
+
+    value = b"v" * value_size
+    keys = [f"{i:0{key_size}d}".encode()[-key_size:] for i in range(50_000)]
+    started = time.perf_counter()
+    for i in range(n):
+        while True:
+            try:
+                producer.produce(topic, value, keys[i % len(keys)], on_delivery=on_delivery)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                producer.poll(0.01)
+        if i % 1000 == 0:
+            producer.poll(0)
+    producer.flush()
+    elapsed = time.perf_counter() - started
+    if delivered[0] != n:
+        raise RuntimeError(f"librdkafka delivered {delivered[0]} of {n} records")
+    return n / elapsed
 
 
 def written_records(settings: Settings, prefix: str) -> dict[str, int]:
@@ -118,6 +227,18 @@ def main() -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also time a trivial Faust agent over the same topics (default: yes)",
+    )
+    parser.add_argument(
+        "--io-floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time a bare aiokafka producer writing as many records as the worker wrote (default: yes)",
+    )
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        help="run the worker of this checkout (its own .venv, bootstrapped) instead of this one's, "
+        "to compare two versions alternately on the same machine",
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "worker.json", help="result file")
     args = parser.parse_args()
@@ -158,26 +279,54 @@ def main() -> None:
             )
             try:
                 group = f"{prefix}-worker-faustceiling"
-                ceiling = time_group(settings, group, topics, lambda: group_lag(settings, group, topics))
+                ceiling, _ = time_group(settings, group, topics, lambda: group_lag(settings, group, topics))
             finally:
                 counter.terminate()
                 counter.wait(30)
-        worker = spawn_hzbus(
-            "worker",
-            "--name",
-            "bench",
-            "--no-console",
-            "--loglevel",
-            "error",
-            env={"HZBUS_TOPIC_PREFIX": prefix},
-        )
+        worker_args = ("worker", "--name", "bench", "--no-console", "--loglevel", "error")
+        if args.checkout is None:
+            worker = spawn_hzbus(*worker_args, env={"HZBUS_TOPIC_PREFIX": prefix})
+        else:  # another version of the worker, on the same events and broker
+            worker = subprocess.Popen(
+                [str(args.checkout / ".venv" / "bin" / "python"), "-m", "hzbus.cli", *worker_args],
+                cwd=args.checkout,
+                env={**os.environ, "HZBUS_TOPIC_PREFIX": prefix},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
         try:
             route_group = worker_groups(prefix)[0][0]  # the route stage reads the source topics
-            worker_eps = time_group(settings, route_group, topics, lambda: worker_lag(settings, prefix))
+            worker_eps, worker_cpu = time_group(
+                settings, route_group, topics, lambda: worker_lag(settings, prefix), worker.pid
+            )
         finally:
             worker.terminate()
             worker.wait(30)
         written = written_records(settings, prefix)
+        floor = None
+        if args.io_floor:  # what the worker's writes alone cost through aiokafka
+            key_size, value_size = record_sizes(
+                settings, prefix, ["obligations", "worker-obligation-state-changelog"]
+            )
+            topic = f"{prefix}-worker-iofloor"  # removed with the prefix
+            spec = TopicSpec(family="iofloor", name=topic, partitions=8, config={}, carries_events=False)
+            manager.ensure_topics(settings, prefix=prefix, extra=[spec])
+            total = sum(written.values())
+            produced = bare_produce(settings.kafka_bootstrap, topic, total, key_size, value_size)
+            produce_rps = asyncio.run(produced)
+            librdkafka_rps = bare_produce_librdkafka(
+                settings.kafka_bootstrap, topic, total, key_size, value_size
+            )
+            floor = {
+                "key_bytes": key_size,
+                "value_bytes": value_size,
+                "bare_produce_records_per_s": produce_rps,
+                # reading every event once (the bare loop) + writing what the worker wrote
+                "floor_eps": 1 / (1 / bare + (total / n) / produce_rps),
+                "librdkafka_produce_records_per_s": librdkafka_rps,
+                "librdkafka_floor_eps": 1 / (1 / bare + (total / n) / librdkafka_rps),
+            }
     finally:
         manager.delete_prefix(base, prefix)
     result = {
@@ -185,9 +334,14 @@ def main() -> None:
         "bare_aiokafka_fastavro_eps": bare,
         "faust_ceiling_eps": ceiling,
         "worker_eps": worker_eps,
+        "worker_checkout": str(args.checkout or PROJECT_ROOT),
+        "worker_cpu_us_per_event": round(worker_cpu * 1e6, 1) if worker_cpu else None,
+        "worker_busy": round(worker_cpu * worker_eps, 2) if worker_cpu else None,
         "ratio": worker_eps / bare,
         "faust_ceiling_ratio": ceiling / bare if ceiling else None,
         "worker_of_ceiling": worker_eps / ceiling if ceiling else None,
+        "io_floor": floor,
+        "io_floor_ratio": floor["floor_eps"] / bare if floor else None,
         "records_written_per_event": round(sum(written.values()) / n, 2),
         "records_written": written,
         "target": 0.5,
@@ -200,10 +354,27 @@ def main() -> None:
         f"bare aiokafka + fastavro loop {bare:,.0f} events/s, "
         f"ratio {worker_eps / bare:.1%} (target >= 50%)"
     )
+    if worker_cpu:
+        print(
+            f"worker CPU {worker_cpu * 1e6:,.1f} µs per event; busy {worker_cpu * worker_eps:.0%} "
+            "of the measured window (100%: one core, the whole time)"
+        )
     if ceiling:
         print(
             f"Faust ceiling (trivial agent, same topics) {ceiling:,.0f} events/s: "
             f"{ceiling / bare:.1%} of the bare loop; the worker is {worker_eps / ceiling:.1%} of it"
+        )
+    if floor:
+        print(
+            f"aiokafka alone, writing what the worker wrote ({floor['key_bytes']} + "
+            f"{floor['value_bytes']} bytes a record): {floor['bare_produce_records_per_s']:,.0f} records/s; "
+            f"with the bare read, {floor['floor_eps']:,.0f} events/s at best: "
+            f"{floor['floor_eps'] / bare:.1%} of the bare loop"
+        )
+        print(
+            f"librdkafka writing the same: {floor['librdkafka_produce_records_per_s']:,.0f} records/s; "
+            f"with the bare read, {floor['librdkafka_floor_eps']:,.0f} events/s at best: "
+            f"{floor['librdkafka_floor_eps'] / bare:.1%} of the bare loop"
         )
     print(f"records written by the worker per event: {result['records_written_per_event']} {written}")
 

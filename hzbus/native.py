@@ -48,6 +48,7 @@ MODULES = (
     "domain/obligations/rules/determinations.py",
     "domain/obligations/rules/meetings.py",
     "domain/obligations/rules/sharing.py",
+    "stream_processors/partitioning.py",
 )
 BUILD_DIR = ROOT / "build" / "native"
 STAMP = BUILD_DIR / "stamp"

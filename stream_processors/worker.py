@@ -81,6 +81,7 @@ from stream_processors.envelope import (
     unpack,
 )
 from stream_processors.notifiers import Notifier, deliver_with_retry
+from stream_processors.partitioning import DefaultPartitioner, partition_for
 
 log = logging.getLogger("hzbus.worker")
 LOG_APPEND_TIME = 1
@@ -292,7 +293,6 @@ def build_app(
     ``route_within`` seconds when none is there) and writes one batch record per partition of
     ``by-key`` and ``by-subject``."""
     import faust
-    from aiokafka.partitioner import murmur2
     from faust.types import TP
 
     prefix = prefix or settings.topic_prefix
@@ -315,6 +315,7 @@ def build_app(
         # machine) for at most 10 ms more before an alert is appended.
         producer_linger=0.01,
         producer_max_batch_size=256 << 10,
+        producer_partitioner=DefaultPartitioner(),  # Kafka's, compiled (stream_processors/partitioning.py)
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=0,
         key_serializer="raw",
@@ -370,22 +371,28 @@ def build_app(
 
     async def send_changelogs() -> None:
         """Produce the held changelog records (no await may come between the table writes and
-        this: the hold is the agent's alone only while it does not yield)."""
+        this: the hold is the agent's alone only while it does not yield). Of the records of one
+        table partition, only the last one's acknowledgement writes the table's persisted
+        offset (a RocksDB write, which Faust makes for every record): on one partition they are
+        acknowledged in order, so it is the highest, and a record that fails is logged."""
         records = list(held)
         held.clear()
-        for tbl, partition, key, value in records:
+        last = {(id(tbl), partition): i for i, (tbl, partition, _, _) in enumerate(records)}
+        for i, (tbl, partition, key, value) in enumerate(records):
             name = tbl.changelog_topic.get_topic_name()
             fut: Any = await app.producer.send(name, key, value, partition, None, None)
-            fut.add_done_callback(functools.partial(changelog_sent, tbl))
+            persist = last[id(tbl), partition] == i
+            fut.add_done_callback(functools.partial(changelog_sent, tbl, persist))
 
-    def changelog_sent(tbl: Any, fut: Any) -> None:
+    def changelog_sent(tbl: Any, persist: bool, fut: Any) -> None:
         if fut.cancelled():
             return
         if fut.exception() is not None:
             log.error("a changelog record of %s was not delivered: %r", tbl.name, fut.exception())
             return
-        meta = fut.result()  # what Faust's own callback keeps: recovery reads the changelog after it
-        tbl.data.set_persisted_offset(TP(meta.topic, meta.partition), meta.offset)
+        if persist:  # what Faust's own callback keeps: recovery reads the changelog after it
+            meta = fut.result()
+            tbl.data.set_persisted_offset(TP(meta.topic, meta.partition), meta.offset)
 
     @contextlib.contextmanager
     def changelogs_held() -> Iterator[None]:
@@ -454,7 +461,7 @@ def build_app(
     def partition_of(key: bytes) -> int:
         """The partition Kafka's default partitioner (Faust's) gives ``key``: the batch records
         carry many keys, each on the partition its own record would have had."""
-        return (murmur2(key) & 0x7FFFFFFF) % partitions
+        return partition_for(key, partitions)
 
     async def send_batches(topic: FactTopic, entries: dict[int, list[tuple[bytes, bytes]]]) -> list[Any]:
         """One batch record per partition (more when over ``BATCH_BYTES``), entries in order,

@@ -154,6 +154,20 @@ class HzConsumer(AIOKafkaConsumer):
                 ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items())),
             )
 
+    async def _commit(self, offsets: Any) -> bool:
+        """Commit, once the records written by the worker's librdkafka writer are acknowledged
+        too (``app.hzbus_flush``, stream_processors/output.py; Faust has flushed its own
+        producer already). A record that could not be written stops the worker instead."""
+        flush = getattr(self.app, "hzbus_flush", None)
+        if flush is not None:
+            try:
+                await flush()
+            except Exception as exc:
+                log.critical("offsets not committed: %s; the worker stops", exc)
+                await self.crash(exc)
+                return False
+        return bool(await super()._commit(offsets))
+
 
 def install(app: Any) -> None:
     """Make ``app`` use :class:`HzConsumer` (before its consumer is first used)."""

@@ -81,6 +81,7 @@ from stream_processors.envelope import (
     unpack,
 )
 from stream_processors.notifiers import Notifier, deliver_with_retry
+from stream_processors.output import RecordWriter
 from stream_processors.partitioning import DefaultPartitioner, partition_for
 
 log = logging.getLogger("hzbus.worker")
@@ -377,6 +378,12 @@ def build_app(
         acknowledged in order, so it is the highest, and a record that fails is logged."""
         records = list(held)
         held.clear()
+        if writer:  # librdkafka (stream_processors/output.py): it hands on the offsets itself
+            w = writer[0]
+            for tbl, partition, key, value in records:
+                w.send(tbl.changelog_topic.get_topic_name(), key, value, partition)
+            w.poll()
+            return
         last = {(id(tbl), partition): i for i, (tbl, partition, _, _) in enumerate(records)}
         for i, (tbl, partition, key, value) in enumerate(records):
             name = tbl.changelog_topic.get_topic_name()
@@ -393,6 +400,38 @@ def build_app(
         if persist:  # what Faust's own callback keeps: recovery reads the changelog after it
             meta = fut.result()
             tbl.data.set_persisted_offset(TP(meta.topic, meta.partition), meta.offset)
+
+    #: the librdkafka writer of the track and correlate steps' records, once the app runs
+    #: (``output``); empty before, and in Faust's test context, where they go through Faust
+    writer: list[RecordWriter] = []
+
+    def persisted(topic: str, partition: int, offset: int) -> None:
+        """A changelog record acknowledged: what Faust's own callback keeps (its recovery reads
+        the table's changelog from there)."""
+        tbl = changelog_tables.get(topic)
+        if tbl is not None:
+            tbl.data.set_persisted_offset(TP(topic, partition), offset)
+
+    @app.task
+    async def output() -> None:
+        """Run the librdkafka writer: serve its delivery reports while the worker runs (every
+        step polls too), and write what is left when it stops. The worker's consumer awaits
+        its ``flush`` before each offset commit (``app.hzbus_flush``)."""
+        w = RecordWriter(
+            kafka_auth.client_config(settings, identity.BUS),
+            changelogs=changelog_tables.__contains__,
+            on_persisted=persisted,
+        )
+        writer.append(w)
+        app.hzbus_flush = w.flush  # type: ignore[attr-defined]
+        try:
+            while True:
+                await asyncio.sleep(0.05)
+                w.poll()
+        finally:
+            left = w.close()
+            if left:
+                log.error("%d output record(s) not written at stop; their inputs are not committed", left)
 
     @contextlib.contextmanager
     def changelogs_held() -> Iterator[None]:
@@ -419,6 +458,7 @@ def build_app(
 
     states, wakeups = table("obligation-state"), table("wakeups")
     subjects, delivered = table("subject-state"), table("alerts-delivered")
+    changelog_tables = {t.changelog_topic.get_topic_name(): t for t in (states, wakeups, subjects, delivered)}
     heap = DeadlineHeap()
     seen_years: set[int] = set()
     #: decoded states of this worker's keys, most recently used last (the table stays the truth)
@@ -788,7 +828,13 @@ def build_app(
         ahead of the table changelogs, which queue in Faust's buffer (1,000 obligations due at
         midnight put 4,000 records there, and an alert waiting behind them missed its second).
         Each send only appends to a batch: it suspends only when the producer's memory is
-        full, which is the back-pressure wanted."""
+        full, which is the back-pressure wanted. Through librdkafka once the app runs."""
+        if writer:
+            w = writer[0]
+            for family, k, v in records:
+                w.send(facts[family].name, k, v)
+            w.poll()
+            return
         for family, k, v in records:
             await facts[family].send(key=k, value=v)
 
@@ -859,13 +905,14 @@ def build_app(
                 applied += 1
             if found:  # acknowledged before the states are stored (docs/reliability.md): a worker
                 # killed in between gets the record again and finds the same correlations again
-                sent = [
-                    await facts["correlations"].send(
-                        key=c.correlation_id.encode(), value=orjson.dumps(c.to_dict())
-                    )
-                    for c in found
-                ]
-                await asyncio.gather(*(s for s in sent if inspect.isawaitable(s)))  # (test fakes: None)
+                records = [(c.correlation_id.encode(), orjson.dumps(c.to_dict())) for c in found]
+                if writer:
+                    name = facts["correlations"].name
+                    acks = [writer[0].send(name, k, v, ack=True) for k, v in records]
+                    await writer[0].acknowledged([a for a in acks if a is not None])
+                else:
+                    sent = [await facts["correlations"].send(key=k, value=v) for k, v in records]
+                    await asyncio.gather(*(s for s in sent if inspect.isawaitable(s)))  # (test fakes: None)
             with changelogs_held():
                 for key, state in work.items():
                     subjects[key] = orjson.dumps(state.to_dict())

@@ -16,6 +16,10 @@ wrote are acknowledged. On a source partition where it has no offset of its own 
 ``P-worker``'s (where the route agent of earlier versions left it: an upgrade neither routes
 again nor skips); if it fails, the worker exits with status 1 (``route stage failed: …``).
 
+What ``track`` and ``correlate`` write (table changelog records, obligation, alert, finding and
+correlation facts) goes to Kafka through librdkafka (``stream_processors/output.py``), whose
+flush the consumer awaits before every offset commit; a record it cannot write stops the worker.
+
 Imports of past records (``hzbus publish --historical``) are evaluated on their own time (each
 record's recorded_at), and the sweep waits until the import has been quiet for
 ``import_quiet`` seconds: an obligation met in the past raises no alert on import, and what is

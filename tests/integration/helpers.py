@@ -16,6 +16,7 @@ import orjson
 from domain.departments import load_registry
 from domain.obligations import evaluate_events
 from hzbus.calendar_source import load_calendar
+from hzbus.config import Settings
 from hzbus.processes import spawn_hzbus
 from producers.pipeline import PublishSummary, RejectWriter, publish_records
 from producers.publisher import KafkaPublisher
@@ -90,6 +91,46 @@ def worker_process(
     """``hzbus worker`` for the test's prefix; alerts printed to ``output`` (or discarded)."""
     out = output.open("ab") if output is not None else subprocess.DEVNULL
     return spawn_hzbus("worker", "--name", name, "--loglevel", "error", *extra, env=_env(bus), stdout=out)
+
+
+def worker_until_stopped(bus: Bus, log_path: Path, timeout: float = 120.0) -> tuple[int, str]:
+    """Run ``hzbus worker`` (warnings and errors to ``log_path``) until it stops by itself: its
+    exit status and log. A worker still running after ``timeout`` seconds fails the test."""
+    with log_path.open("wb") as log:
+        worker = spawn_hzbus(
+            "worker",
+            "--name",
+            "w1",
+            "--loglevel",
+            "warn",
+            env=_env(bus),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            status = worker.wait(timeout)
+        finally:
+            stop(worker)
+    return status, log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def set_topic_config(settings: Settings, topic: str, key: str, value: str | None) -> None:
+    """Set (or, with None, remove) one config of ``topic`` on the broker."""
+    from confluent_kafka.admin import (
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        ResourceType,
+    )
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
+    entry = ConfigEntry(key, value or "", incremental_operation=op)
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])
+    for fut in admin.incremental_alter_configs([resource]).values():
+        fut.result(timeout=30)
+    time.sleep(1.0)  # the broker applies it when it replays the metadata log
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:

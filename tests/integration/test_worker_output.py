@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 from datetime import date
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import pytest
 from domain import obligations
 from hzbus.calendar_source import load_calendar
 from hzbus.lag import wait_for_worker
-from hzbus.processes import spawn_hzbus
 from hzbus.topics import TopicSpec, topic_name
 from infra import manager
 from producers.readers import read_records
@@ -25,8 +23,13 @@ from schemas import codec
 from stream_processors.output import DeliveryFailed, RecordWriter
 from tests.conftest import Bus
 from tests.integration.faults import read_topic
-from tests.integration.helpers import _env, publish_file, stop, worker_process
-from tests.integration.test_worker_route import set_topic_config
+from tests.integration.helpers import (
+    publish_file,
+    set_topic_config,
+    stop,
+    worker_process,
+    worker_until_stopped,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -95,23 +98,7 @@ def test_a_worker_that_cannot_write_its_facts_stops_and_loses_none(
     publish_file(bus, sample, historical=True)
     facts = topic_name(bus.prefix, "obligations")
     set_topic_config(bus.settings, facts, "max.message.bytes", "200")  # every obligation fact is larger
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        worker = spawn_hzbus(
-            "worker",
-            "--name",
-            "w1",
-            "--loglevel",
-            "warn",
-            env=_env(bus),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        try:
-            status = worker.wait(120)
-        finally:
-            stop(worker)
-    text = log_path.read_text(encoding="utf-8", errors="replace")
+    status, text = worker_until_stopped(bus, tmp_path / "worker.log")
     assert status != 0, text[-3000:]
     assert f"a record to {facts}[" in text and "was not written" in text, text[-3000:]
     assert "offsets not committed" in text, text[-3000:]

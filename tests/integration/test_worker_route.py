@@ -4,7 +4,6 @@ broker refuses, and the secured mode (stream_processors/worker.py, docs/reliabil
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+from confluent_kafka.admin import AdminClient
 
 from domain import obligations
 from hzbus.config import Settings
@@ -26,7 +25,14 @@ from producers.simulate import write_simulation
 from schemas import codec
 from stream_processors.envelope import EVENT, batch_entries, unpack
 from tests.conftest import Bus
-from tests.integration.helpers import _env, publish_file, stop, worker_process
+from tests.integration.helpers import (
+    _env,
+    publish_file,
+    set_topic_config,
+    stop,
+    worker_process,
+    worker_until_stopped,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -137,39 +143,13 @@ def test_a_worker_upgraded_from_the_faust_route_agent_routes_exactly_what_that_l
     assert set(routed_ids(bus.settings, bus.prefix)) == keyed_ids(thirds[1], thirds[2])
 
 
-def set_topic_config(settings: Settings, topic: str, key: str, value: str | None) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
-    entry = ConfigEntry(key, value or "", incremental_operation=op)
-    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])
-    for fut in admin.incremental_alter_configs([resource]).values():
-        fut.result(timeout=30)
-    time.sleep(1.0)  # the broker applies it when it replays the metadata log
-
-
 def test_a_route_stage_the_broker_refuses_stops_the_worker_loudly_and_loses_nothing(
     bus: Bus, thirds: list[Path], tmp_path: Path
 ) -> None:
     publish_file(bus, thirds[0], historical=True)
     by_key = topic_name(bus.prefix, "by-key")
     set_topic_config(bus.settings, by_key, "max.message.bytes", "200")  # every batch record is larger
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        worker = spawn_hzbus(
-            "worker",
-            "--name",
-            "w1",
-            "--loglevel",
-            "warn",
-            env=_env(bus),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        try:
-            status = worker.wait(120)
-        finally:
-            stop(worker)
-    text = log_path.read_text(encoding="utf-8", errors="replace")
+    status, text = worker_until_stopped(bus, tmp_path / "worker.log")
     assert status == 1, text[-3000:]
     assert "route stage failed: MessageSizeTooLargeError" in text, text[-3000:]
     published = sum(source_ends(bus.settings, bus.prefix).values())

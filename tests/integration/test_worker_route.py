@@ -7,9 +7,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -25,9 +26,11 @@ from producers.simulate import write_simulation
 from schemas import codec
 from stream_processors.envelope import EVENT, batch_entries, unpack
 from tests.conftest import Bus
+from tests.integration.faults import read_topic
 from tests.integration.helpers import (
     _env,
     publish_file,
+    replayed,
     set_topic_config,
     stop,
     worker_process,
@@ -195,3 +198,7 @@ def test_in_the_secured_mode_the_route_stage_signs_in_as_the_bus(
     assert worker.returncode in (0, -15), worker.returncode
     assert set(routed_ids(bus.settings, bus.prefix)) == keyed_ids(thirds[0])
     assert group_lag(bus.settings, f"{bus.prefix}-worker-route", event_topics(bus.prefix)) == 0
+    # the track step's facts, written by the librdkafka writer, signed in as the bus too
+    facts = read_topic(bus, "obligations")
+    written = {orjson.loads(value)["obligation"]["obligation_id"] for _key, value in facts}
+    assert written == set(replayed(thirds[0], datetime.now(UTC)))

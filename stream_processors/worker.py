@@ -382,8 +382,8 @@ def build_app(
         acknowledged in order, so it is the highest, and a record that fails is logged."""
         records = list(held)
         held.clear()
-        if writer:  # librdkafka (stream_processors/output.py): it hands on the offsets itself
-            w = writer[0]
+        w = output_writer()
+        if w is not None:  # librdkafka (stream_processors/output.py): it hands on the offsets itself
             for tbl, partition, key, value in records:
                 w.send(tbl.changelog_topic.get_topic_name(), key, value, partition)
             w.poll()
@@ -405,9 +405,25 @@ def build_app(
             meta = fut.result()
             tbl.data.set_persisted_offset(TP(meta.topic, meta.partition), meta.offset)
 
-    #: the librdkafka writer of the track and correlate steps' records, once the app runs
-    #: (``output``); empty before, and in Faust's test context, where they go through Faust
+    #: the librdkafka writer of the track and correlate steps' records (``output_writer``)
     writer: list[RecordWriter] = []
+
+    def output_writer() -> RecordWriter | None:
+        """The writer, made at the first record once Faust's producer runs (before any step
+        writes: all of a worker's records of a partition go through the one producer, in
+        order); None in Faust's test context, where the records go through Faust."""
+        if writer:
+            return writer[0]
+        if not app.producer.started:
+            return None
+        w = RecordWriter(
+            kafka_auth.client_config(settings, identity.BUS),
+            changelogs=changelog_tables.__contains__,
+            on_persisted=persisted,
+        )
+        writer.append(w)
+        app.hzbus_flush = w.flush  # type: ignore[attr-defined]
+        return w
 
     def persisted(topic: str, partition: int, offset: int) -> None:
         """A changelog record acknowledged: what Faust's own callback keeps (its recovery reads
@@ -418,22 +434,16 @@ def build_app(
 
     @app.task
     async def output() -> None:
-        """Run the librdkafka writer: serve its delivery reports while the worker runs (every
-        step polls too), and write what is left when it stops. The worker's consumer awaits
-        its ``flush`` before each offset commit (``app.hzbus_flush``)."""
-        w = RecordWriter(
-            kafka_auth.client_config(settings, identity.BUS),
-            changelogs=changelog_tables.__contains__,
-            on_persisted=persisted,
-        )
-        writer.append(w)
-        app.hzbus_flush = w.flush  # type: ignore[attr-defined]
+        """Serve the librdkafka writer's delivery reports while the worker runs (every step
+        polls too), and write what is left when it stops. The worker's consumer awaits its
+        ``flush`` before each offset commit (``app.hzbus_flush``)."""
         try:
             while True:
                 await asyncio.sleep(0.05)
-                w.poll()
+                if writer:
+                    writer[0].poll()
         finally:
-            left = w.close()
+            left = writer[0].close() if writer else 0
             if left:
                 log.error("%d output record(s) not written at stop; their inputs are not committed", left)
 
@@ -833,8 +843,8 @@ def build_app(
         midnight put 4,000 records there, and an alert waiting behind them missed its second).
         Each send only appends to a batch: it suspends only when the producer's memory is
         full, which is the back-pressure wanted. Through librdkafka once the app runs."""
-        if writer:
-            w = writer[0]
+        w = output_writer()
+        if w is not None:
             for family, k, v in records:
                 w.send(facts[family].name, k, v)
             w.poll()
@@ -910,10 +920,11 @@ def build_app(
             if found:  # acknowledged before the states are stored (docs/reliability.md): a worker
                 # killed in between gets the record again and finds the same correlations again
                 records = [(c.correlation_id.encode(), orjson.dumps(c.to_dict())) for c in found]
-                if writer:
+                w = output_writer()
+                if w is not None:
                     name = facts["correlations"].name
-                    acks = [writer[0].send(name, k, v, ack=True) for k, v in records]
-                    await writer[0].acknowledged([a for a in acks if a is not None])
+                    acks = [w.send(name, k, v, ack=True) for k, v in records]
+                    await w.acknowledged([a for a in acks if a is not None])
                 else:
                     sent = [await facts["correlations"].send(key=k, value=v) for k, v in records]
                     await asyncio.gather(*(s for s in sent if inspect.isawaitable(s)))  # (test fakes: None)

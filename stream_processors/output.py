@@ -26,8 +26,8 @@ The guarantees of the worker stay those of docs/reliability.md:
 * **Waiting for records** (``send(..., ack=True)`` and :meth:`acknowledged`): for the correlate
   step, which must know its facts written before it stores a state.
 
-Delivery reports are served by :meth:`poll`, which the worker calls after each step and from a
-task every ``poll_interval`` seconds; every call is made from the event loop's thread.
+Delivery reports are served by :meth:`poll`, which the worker calls after each step and from its
+``output`` task every 50 ms; every call is made from the event loop's thread.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from domain.calendar import WorkingDayCalendar, shanghai_date
 from domain.events import SHANGHAI, Event
-from domain.obligations.keys import correlation_keys, year_key
+from domain.obligations.keys import ONE_KEY, correlation_keys, year_key
 from domain.obligations.model import (
     Alert,
     AlertResolved,
@@ -278,15 +278,32 @@ class Evaluation:
 
 def group_by_key(events: Iterable[Event]) -> dict[str, list[Event]]:
     """The events of each correlation key (an event may belong to several keys)."""
-    groups: dict[str, list[Event]] = {}
+    return {key: group if type(group) is list else [group] for key, group in _groups(events).items()}
+
+
+def _groups(events: Iterable[Event]) -> dict[str, Any]:
+    """:func:`group_by_key`, except that a key of one event holds that event, not a list of it
+    (most keys of a batch have one: a list each would be built and freed for nothing)."""
+    groups: dict[str, Any] = {}
+    one_key = ONE_KEY
     for event in events:
-        for key in correlation_keys(event):
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [event]
-            else:
-                group.append(event)
+        hit = one_key.get(event.type)
+        if hit is not None:  # the usual case: the key of correlation_keys, without its list
+            _add(groups, f"{hit[0]}{event.fields[hit[1]]}", event)
+        else:
+            for key in correlation_keys(event):
+                _add(groups, key, event)
     return groups
+
+
+def _add(groups: dict[str, Any], key: str, event: Event) -> None:
+    seen = groups.get(key)
+    if seen is None:
+        groups[key] = event
+    elif type(seen) is list:
+        seen.append(event)
+    else:
+        groups[key] = [seen, event]
 
 
 def years_to_assess(events: Iterable[Event], as_of: datetime) -> range:
@@ -315,7 +332,7 @@ def evaluate_events(
     # two utcoffset() calls each, and the rules compare as_of with every event time
     as_of = as_of.astimezone(SHANGHAI)
     events = list(events)
-    groups = group_by_key(events)
+    groups = _groups(events)
     for year in years_to_assess(events, as_of):
         groups.setdefault(year_key(year), [])
     obligations: list[Obligation] = []
@@ -324,7 +341,7 @@ def evaluate_events(
     for key, group in groups.items():
         # evaluate(state) and findings(state) of the key's state, built once (as_of checked above)
         prefix, _, ref = key.partition(":")
-        events_ = unique_events(group)
+        events_ = unique_events(group) if type(group) is list else (group,)
         obs = _evaluate(prefix, ref, events_, as_of, calendar)
         fnd = _findings(prefix, ref, events_, as_of)
         if keep_states:

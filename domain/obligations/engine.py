@@ -66,7 +66,6 @@ def _require_aware(moment: datetime, name: str) -> None:
 
 #: the stable output order of obligations: (due_at, obligation_id)
 sort_key: Callable[[Obligation], tuple[datetime, str]] = attrgetter("due_at", "obligation_id")
-_by_due_at: Final = attrgetter("due_at")
 _by_obligation_id: Final = attrgetter("obligation_id")
 _by_at: Final = attrgetter("at")
 _by_finding_id: Final = attrgetter("finding_id")
@@ -348,13 +347,32 @@ def evaluate_events(
             states[key] = _key_state(key, events_, as_of, tuple(obs), tuple(fnd))
         obligations.extend(obs)
         found.extend(fnd)
-    # by (due_at, obligation_id) as sort_key orders, in two stable passes (minor key first):
-    # the same order, about twice as fast as comparing tuples
-    obligations.sort(key=_by_obligation_id)
-    obligations.sort(key=_by_due_at)
+    obligations = _by_due_then_id(obligations)
     found.sort(key=_by_finding_id)  # by (at, finding_id), likewise
     found.sort(key=_by_at)
     return Evaluation(as_of, obligations, found, states)
+
+
+def _by_due_then_id(obligations: list[Obligation]) -> list[Obligation]:
+    """``sorted(obligations, key=sort_key)``: by (due_at, obligation_id), equal pairs in their
+    order. Obligations share few due times (the end of a working day), so they are grouped by
+    it and only each group is sorted by id, instead of all of them by id and then by due time:
+    comparing ids is most of the work, and a group needs fewer comparisons per id."""
+    groups: dict[datetime, list[Obligation]] = {}
+    for o in obligations:
+        due = o.due_at
+        group = groups.get(due)
+        if group is None:
+            groups[due] = [o]
+        else:
+            group.append(o)
+    out: list[Obligation] = []
+    for due in sorted(groups):
+        group = groups[due]
+        if len(group) > 1:
+            group.sort(key=_by_obligation_id)
+        out.extend(group)
+    return out
 
 
 def _key_state(

@@ -132,6 +132,30 @@ def test_the_batch_evaluation_sorts_by_due_time_and_adds_the_annual_meeting() ->
     assert [f.kind for f in result.findings] == ["incomplete_transfer"]
 
 
+def test_the_batch_orders_many_obligations_sharing_due_days_by_due_time_then_id() -> None:
+    # 60 approvals over 5 days: many share a due day (23:59:59 of a working day), so the order
+    # among them is by id; any input order gives the same output
+    events = [
+        ev(
+            "ApprovalIssued",
+            f"2026-11-{2 + i % 5:02d} {9 + i % 7:02d}:00",
+            "HZ-SJJ",
+            event_id=f"E{i}",
+            approval_id=f"A{(i * 37) % 60:02d}",
+        )
+        for i in range(60)
+    ]
+    as_of = at("2026-12-10 00:00")
+    result = evaluate_events(events, as_of, CAL, keep_states=False)
+    keys = [(o.due_at, o.obligation_id) for o in result.obligations]
+    assert len(keys) == 61 and len({d for d, _ in keys}) < 10  # 60 approvals, the annual meeting
+    assert keys == sorted(keys)
+    rng = random.Random(3)
+    for _ in range(3):
+        shuffled = rng.sample(events, len(events))
+        assert evaluate_events(shuffled, as_of, CAL, keep_states=False).obligations == result.obligations
+
+
 def test_the_batch_builds_each_key_state_with_every_field_as_its_init_would() -> None:
     from dataclasses import fields
 

@@ -103,7 +103,7 @@ class TimeReader:
             parsed = parsed.replace(microsecond=micro // 1000 * 1000)
         local = parsed.astimezone(self.zone)
         if len(self.hours) < 100_000 and local.isoformat() == value:
-            self.hours[value[:13]] = local.replace(minute=0, second=0)
+            self.hours[value[:13]] = local.replace(minute=0, second=0, microsecond=0)
         return local
 
 

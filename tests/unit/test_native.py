@@ -190,6 +190,19 @@ def test_the_canonical_reader_reads_the_same_events_compiled_and_plain() -> None
                 assert list(compiled[1].fields) == list(interpreted[1].fields) == list(general.fields)
 
 
+def test_a_time_with_microseconds_does_not_shift_the_later_times_of_its_hour() -> None:
+    # the reader remembers an hour from the first time of it that it parses in full; a time
+    # written with its microseconds (as orjson writes a datetime) must leave them out of it
+    for module in (canonical_fast, plain("schemas/canonical_fast.py")):
+        times = module.TimeReader(SHANGHAI)
+        for value in (
+            "2026-09-01T08:34:18.120000+08:00",
+            "2026-09-01T08:51:02+08:00",
+            "2026-09-01T08:00:00+08:00",
+        ):
+            assert times.read(value) == datetime.fromisoformat(value), (module, value)
+
+
 def test_the_replay_line_loop_reads_the_same_lines_compiled_and_plain() -> None:
 
     lines = [codec.encode_json(e) + b"\n" for e in SAMPLES]

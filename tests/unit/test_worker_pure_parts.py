@@ -140,8 +140,19 @@ def test_the_worker_writes_obligations_and_findings_as_the_bytes_of_their_to_dic
     for f in evaluation.findings:
         assert orjson.dumps(f) == orjson.dumps(f.to_dict()), f.finding_id
     states = [s for s in evaluation.states.values() if s.obligations or s.findings]
+    # a published event (the broker's time, UTC, in milliseconds) and times with milliseconds:
+    # stored with their microseconds written out, read back to the same instants
+    e = states[0].events[0]
+    odd_event = replace(
+        e,
+        occurred_at=e.occurred_at.replace(microsecond=120_000),
+        published_at=datetime(2026, 9, 3, 1, 2, 3, 457_000, tzinfo=UTC),
+    )
+    states.append(replace(states[0], events=(odd_event, *states[0].events[1:])))
     for state in states:
         assert dump_state(state) == orjson.dumps(state.to_dict(encode_event)), state.key
         assert load_state(state.key, dump_state(state)) == state
+    stored = dump_state(states[-1])
+    assert b'.120000+08:00"' in stored and b'"_published_at":"2026-09-03T01:02:03.457000+00:00"' in stored
     (_family, _key, fact) = change_records(ObligationChanged(odd, None, odd.due_at))[0]
     assert orjson.loads(fact)["obligation"] == odd.to_dict()

@@ -134,13 +134,15 @@ def load_state(key: str, raw: bytes | None) -> KeyState:
 
 def change_records(change: Change) -> list[tuple[str, bytes, bytes]]:
     """(topic family, key, value) records of one change of the obligation engine."""
-    value: dict[str, Any]  # obligations and findings as they are: orjson writes their to_dict()
+    # obligations, findings and times as they are: orjson writes the to_dict() of the first
+    # two and the isoformat() of an aware datetime (the same text, in a tenth of the time)
+    value: dict[str, Any]
     if isinstance(change, ObligationChanged):
         o = change.obligation
         value = {
             "obligation": o,
             "previous_status": change.previous.status if change.previous else None,
-            "at": change.at.isoformat(),
+            "at": change.at,
         }
         return [("obligations", o.obligation_id.encode(), orjson.dumps(value))]
     if isinstance(change, Alert):
@@ -149,7 +151,7 @@ def change_records(change: Change) -> list[tuple[str, bytes, bytes]]:
             "kind": change.kind,
             "dedup_key": change.dedup_key,
             "obligation": change.obligation,
-            "at": change.raised_at.isoformat(),
+            "at": change.raised_at,
         }
         return [("alerts", change.dedup_key.encode(), orjson.dumps(value))]
     if isinstance(change, AlertResolved):
@@ -158,7 +160,7 @@ def change_records(change: Change) -> list[tuple[str, bytes, bytes]]:
             "kind": change.alert_kind,
             "dedup_key": change.dedup_key,
             "obligation": change.obligation,
-            "at": change.resolved_at.isoformat(),
+            "at": change.resolved_at,
         }
         return [("alerts", change.dedup_key.encode(), orjson.dumps(value))]
     if isinstance(change, FindingRaised | FindingWithdrawn):
@@ -166,7 +168,7 @@ def change_records(change: Change) -> list[tuple[str, bytes, bytes]]:
         value = {
             "event": "raised" if isinstance(change, FindingRaised) else "withdrawn",
             "finding": f,
-            "at": change.at.isoformat(),
+            "at": change.at,
         }
         return [("findings", f.finding_id.encode(), orjson.dumps(value))]
     raise TypeError(f"unknown change {change!r}")

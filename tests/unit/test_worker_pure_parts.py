@@ -10,7 +10,14 @@ import orjson
 import pytest
 
 from domain.events import SHANGHAI
-from domain.obligations import ObligationChanged, evaluate_events
+from domain.obligations import (
+    Alert,
+    AlertResolved,
+    FindingRaised,
+    FindingWithdrawn,
+    ObligationChanged,
+    evaluate_events,
+)
 from hzbus.calendar_source import load_calendar
 from producers.readers import read_records
 from producers.simulate import write_simulation
@@ -156,3 +163,21 @@ def test_the_worker_writes_obligations_and_findings_as_the_bytes_of_their_to_dic
     assert b'.120000+08:00"' in stored and b'"_published_at":"2026-09-03T01:02:03.457000+00:00"' in stored
     (_family, _key, fact) = change_records(ObligationChanged(odd, None, odd.due_at))[0]
     assert orjson.loads(fact)["obligation"] == odd.to_dict()
+    # each fact's time is written as isoformat() writes it: UTC or +08:00, with or without
+    # microseconds, for every kind of change
+    moments = [
+        datetime(2026, 9, 3, 1, 2, 3, 456789, tzinfo=UTC),
+        datetime(2026, 9, 3, 8, 0, tzinfo=SHANGHAI),
+        datetime(2026, 9, 3, 8, 0, 0, 120000, tzinfo=SHANGHAI),
+    ]
+    finding = evaluation.findings[0]
+    for moment in moments:
+        for change in (
+            ObligationChanged(odd, first, moment),
+            Alert("missed", odd, moment),
+            AlertResolved("missed", odd, moment),
+            FindingRaised(finding, moment),
+            FindingWithdrawn(finding, moment),
+        ):
+            ((_family, _key, fact),) = change_records(change)
+            assert orjson.loads(fact)["at"] == moment.isoformat(), change

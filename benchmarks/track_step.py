@@ -3,7 +3,8 @@
 What the ``track`` agent does for each (correlation key, event) of an import, in this process:
 the key's state from a dict (the worker's cache), ``engine.apply`` at the event's recorded_at,
 the state serialised as stored (``dump_state``), its next wake-up, and the fact records of its
-changes (``change_records``). Reported in µs of CPU per event, split into those four parts.
+changes (``change_records``), with the worker's thresholds of the cyclic garbage collector.
+Reported in µs of CPU per event, split into those four parts.
 
 Compare two versions by running it from each checkout in the same session, alternately (the
 figures of docs/performance.md were taken so): absolute times on a shared machine are noise.
@@ -14,6 +15,7 @@ Usage: ``.venv/bin/python -m benchmarks.track_step [--events 50000]``.
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from hzbus.calendar_source import load_calendar
 from hzbus.config import load_settings
 from producers.readers import read_records
 from schemas import codec
-from stream_processors.worker import change_records, dump_state
+from stream_processors.worker import GC_THRESHOLDS, change_records, dump_state
 
 
 def main() -> None:
@@ -38,6 +40,7 @@ def main() -> None:
     events = [codec.from_canonical(r.data) for r in read_records(path) if r.data is not None]
     calendar = load_calendar()
     inputs = [(key, event) for event in events for key in correlation_keys(event)]
+    gc.set_threshold(*GC_THRESHOLDS)  # the collector's thresholds of ``hzbus worker``
     cache: dict[str, KeyState] = {}
     stored: dict[str, bytes] = {}
     spent = {"apply": 0.0, "dump": 0.0, "wake-up": 0.0, "facts": 0.0}

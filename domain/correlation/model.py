@@ -311,12 +311,23 @@ class SubjectState:
     def from_dict(cls, obj: Mapping[str, Any]) -> SubjectState:
         if obj.get("format") != STATE_FORMAT:
             raise ValueError(f"unknown correlation state format {obj.get('format')!r}")
-        state = cls(subject=_str(obj, "subject"))
+        # the facts as with_fact() adds them one by one (the same winner of two under one
+        # event_id), into two dicts built once instead of a new state per fact
+        approvals: dict[str, ApprovalDecision] = {}
         for a in obj["approvals"]:
-            state = state.with_fact(ApprovalDecision.from_dict(a))
+            approval = ApprovalDecision.from_dict(a)
+            held_a = approvals.get(approval.event_id)
+            approvals[approval.event_id] = (
+                approval if held_a is None else cast(ApprovalDecision, _winner(held_a, approval))
+            )
+        penalties: dict[str, PenaltyFact] = {}
         for p in obj["penalties"]:
-            state = state.with_fact(PenaltyFact.from_dict(p))
-        return state
+            penalty = PenaltyFact.from_dict(p)
+            held_p = penalties.get(penalty.event_id)
+            penalties[penalty.event_id] = (
+                penalty if held_p is None else cast(PenaltyFact, _winner(held_p, penalty))
+            )
+        return cls(subject=_str(obj, "subject"), approvals=approvals, penalties=penalties)
 
 
 # --------------------------------------------------------------------------------- policy

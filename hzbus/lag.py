@@ -12,9 +12,16 @@ from hzbus.errors import UserError
 log = logging.getLogger("hzbus.lag")
 
 
-def group_lag(settings: Settings, group: str, topics: Iterable[str], timeout: float = 10.0) -> int:
+def group_lag(
+    settings: Settings,
+    group: str,
+    topics: Iterable[str],
+    timeout: float = 10.0,
+    upto: dict[tuple[str, int], int] | None = None,
+) -> int:
     """Messages of ``topics`` not yet committed by ``group`` (a partition never committed counts
-    from its low watermark)."""
+    from its low watermark); with ``upto``, only those before these offsets (``end_offsets``
+    taken earlier), not those written since."""
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(
@@ -35,8 +42,29 @@ def group_lag(settings: Settings, group: str, topics: Iterable[str], timeout: fl
                 TopicPartition(tp.topic, tp.partition), timeout=timeout
             )
             start = tp.offset if tp.offset >= 0 else low
+            if upto is not None:
+                high = min(high, upto.get((tp.topic, tp.partition), 0))
             lag += max(0, high - start)
         return lag
+    finally:
+        consumer.close()
+
+
+def end_offsets(
+    settings: Settings, topics: Iterable[str], timeout: float = 10.0
+) -> dict[tuple[str, int], int]:
+    """The end offset (high watermark) of each partition of ``topics``, now."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "hzbus-lag-ends"})
+    try:
+        metadata = consumer.list_topics(timeout=timeout)
+        ends = {}
+        for t in topics:
+            if t in metadata.topics:
+                for p in metadata.topics[t].partitions:
+                    ends[(t, p)] = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=timeout)[1]
+        return ends
     finally:
         consumer.close()
 

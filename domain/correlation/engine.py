@@ -16,7 +16,6 @@ dropped), equal :func:`evaluate` on the final state, and the final states are eq
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -54,7 +53,7 @@ def prepare(event: Event, key: bytes) -> Event | None:
     subject_id = event.get("subject_id")
     if not isinstance(subject_id, str) or not subject_id:
         raise ValueError(f"event {event.event_id}: {event.type} without a subject_id")
-    return replace(event, fields={**event.fields, "subject_id": subject_key(subject_id, key)})
+    return event.with_fields({**event.fields, "subject_id": subject_key(subject_id, key)})
 
 
 def fact_of(event: Event) -> Fact:

@@ -4,7 +4,7 @@ dataclass's own __init__ builds, with the same defaults, checks and immutability
 from __future__ import annotations
 
 from dataclasses import FrozenInstanceError, dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -122,3 +122,14 @@ def test_only_a_frozen_slotted_dataclass_has_a_draft_and_only_its_own_layout_pas
     other: Any = object.__new__(draft_class(Fast))
     with pytest.raises(TypeError):  # CPython refuses a class of another layout
         other.__class__ = Event
+
+
+def test_an_event_with_its_publication_time_or_other_fields_is_what_replace_gives() -> None:
+    e = Event("StopOrdered", "e1", "HZ-ZFJ", T, T, {"case_id": "C1"})
+    later = datetime(2026, 11, 3, 1, 2, 3, tzinfo=UTC)
+    assert e.with_published_at(later) == replace(e, published_at=later)
+    assert e.with_fields({"case_id": "C2"}) == replace(e, fields={"case_id": "C2"})
+    published = e.with_published_at(later)
+    assert published.with_fields({"case_id": "C2"}).published_at == later
+    with pytest.raises(ValueError, match="no UTC offset"):
+        e.with_published_at(datetime(2026, 11, 3))

@@ -17,6 +17,11 @@ Each round also runs the command itself (``hzbus replay FILE --as-of T > /dev/nu
 reports its CPU seconds (``command_s``, the child's user + system time): start-up and imports
 included, which the in-process figures leave out.
 
+Each round also says what the 30% target leaves after reading (``budget``): the rate of the read
+phase alone against the bare parse (``read_only_ratio``: with evaluation and output free, replay
+could be no faster), and the µs an event left for evaluating and writing at 30%
+(``rest_budget_us``) against what they took (``rest_us``).
+
 Usage: ``.venv/bin/python -m benchmarks.bench_replay [--events 200000] [--repeat 3]``; writes
 ``benchmarks/results/replay.json``.
 """
@@ -95,6 +100,18 @@ def _replay(path: Path, as_of: datetime, calendar: WorkingDayCalendar) -> tuple[
     return len(events), len(result.obligations), (t1, t2, t3)
 
 
+def budget(n: int, base_eps: float, phases: dict[str, float], target: float = 0.3) -> dict[str, float]:
+    """What the target leaves after reading, from one round's figures: the rate of reading alone
+    (parse, validate, one event object a line) against the bare parse, and the µs an event that
+    evaluating and writing the output may take at ``target`` against what they took."""
+    read_us = phases["read_s"] / n * 1e6
+    return {
+        "read_only_ratio": (n / phases["read_s"]) / base_eps,
+        "rest_budget_us": 1e6 / (target * base_eps) - read_us,
+        "rest_us": (phases["evaluate_s"] + phases["render_s"]) / n * 1e6,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -111,7 +128,14 @@ def main() -> None:
         rate, phases, obligations = replay(path, as_of)
         spent = command(path, args.as_of)
         rounds.append(
-            {"orjson_eps": base, "replay_eps": rate, "ratio": rate / base, **phases, "command_s": spent}
+            {
+                "orjson_eps": base,
+                "replay_eps": rate,
+                "ratio": rate / base,
+                **phases,
+                "command_s": spent,
+                **budget(args.events, base, phases),
+            }
         )
         print(", ".join(f"{k} {v:,.3f}" for k, v in rounds[-1].items()), f"obligations {obligations:,}")
     median = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
@@ -133,6 +157,11 @@ def main() -> None:
         f"evaluate {median['evaluate_s']:.2f}, render {median['render_s']:.2f}, free {median['free_s']:.2f} "
         f"(not paid by the command, which exits); the command as a process: {median['command_s']:.2f} CPU s, "
         f"{args.events / median['command_s']:,.0f} events/s with its start-up"
+    )
+    print(
+        f"reading alone (parse, validate, an event object a line) runs at {median['read_only_ratio']:.1%} "
+        f"of the bare parse; at 30%, evaluating and writing would have {median['rest_budget_us']:.2f} µs "
+        f"an event left, and take {median['rest_us']:.2f}"
     )
 
 

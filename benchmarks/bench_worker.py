@@ -13,6 +13,11 @@ The same simulated events are published once to a fresh prefix; then, in the sam
   catch-up of its deadline sweep after the import (``events_lag``). Afterwards, the records the
   worker wrote per event (repartition topics, table changelogs, facts) are counted from the
   topics' end offsets.
+* I/O floor (``--io-floor``, the default): a bare producer writes as many records of the
+  worker's sizes as it wrote, through aiokafka and through librdkafka; with the bare read, the
+  best any worker writing that much could do (``floor_eps``, ``librdkafka_floor_eps``), and what
+  the 50% target leaves for everything else an event needs (``processing_budget_us``), to set
+  against the worker's CPU per event.
 
 Usage: ``.venv/bin/python -m benchmarks.bench_worker [--events 50000] [--no-faust-ceiling]``;
 writes ``benchmarks/results/worker.json``.
@@ -354,6 +359,8 @@ def main() -> None:
                 "librdkafka_produce_records_per_s": librdkafka_rps,
                 "librdkafka_floor_eps": 1 / (1 / bare + (total / n) / librdkafka_rps),
             }
+            # what the target leaves for everything but reading and writing, at best (librdkafka)
+            floor["processing_budget_us"] = 1e6 / (0.5 * bare) - 1e6 / floor["librdkafka_floor_eps"]
     finally:
         manager.delete_prefix(base, prefix)
     result = {
@@ -402,6 +409,11 @@ def main() -> None:
             f"librdkafka writing the same: {floor['librdkafka_produce_records_per_s']:,.0f} records/s; "
             f"with the bare read, {floor['librdkafka_floor_eps']:,.0f} events/s at best: "
             f"{floor['librdkafka_floor_eps'] / bare:.1%} of the bare loop"
+        )
+        print(
+            f"at 50%, decoding, rules, states and tables would have {floor['processing_budget_us']:.1f} µs "
+            "an event left after reading and writing through librdkafka"
+            + (f"; the worker spent {worker_cpu * 1e6:.1f} µs of CPU an event in all" if worker_cpu else "")
         )
     print(f"records written by the worker per event: {result['records_written_per_event']} {written}")
 

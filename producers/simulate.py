@@ -15,6 +15,8 @@ except for hotline complaints and a few urgent patrol finds):
   with a TransferExtensionNotified first, ≈10 % late, ≈4 % never), urgent ones mostly with a
   StopOrdered first, some with incomplete materials / no leader approval / no copy to the
   coordination office; TransferAcknowledged by the receiver (≈85 % within 5 WD, accepted mostly);
+  a rejected transfer is mostly sent again, to the same dept with the evidence completed or to
+  the city enforcement bureau, whose answer is owed in turn;
 - penalties and coercive measures by the enforcement bureaus (repeat offenders, subjects that
   hold an approval in the same domain, unlicensed operations, permit suspensions); their
   ``recorded_at`` is the publication time, late (> 3 WD) for ≈8 %;
@@ -56,7 +58,10 @@ import orjson
 from domain.calendar import WorkingDayCalendar
 from domain.departments import DepartmentRegistry
 from domain.events import SHANGHAI
+from domain.obligations.rules.cases import organisation
 
+#: why a receiving dept rejects a transfer: not its jurisdiction, evidence to complete, already handled
+REJECTIONS = ("不属于本部门管辖", "证据材料不足,请补充", "已由其他部门立案查处")
 #: namespace of the simulator's event ids: uuid5(namespace, "<seed>/<n>")
 SIMULATOR_NAMESPACE = uuid.UUID("5b3c1f4e-2a6d-5e8f-9c1b-7d4e3a2f1b60")
 DEFAULT_START = date(2026, 9, 21)
@@ -664,33 +669,67 @@ class Simulator:
             "complaint_id": complaint_id,
         }
         self._emit("CaseTransferred", src, at, fields)
-        u = r.random()
-        if u < 0.85:
-            ack = self._within(at, 5)
-        elif u < 0.95:
-            ack = self._late(at, 5)
-        else:
+        ack = self._answer_time(at)
+        if ack is None:
             return None
         accepted = r.random() < 0.9
+        reason = None if accepted else r.choice(REJECTIONS)
         self._emit(
             "TransferAcknowledged",
             dst,
             ack,
-            {
-                "case_id": case_id,
-                "decision": "accepted" if accepted else "rejected",
-                "reason": None
-                if accepted
-                else r.choice(("不属于本部门管辖", "证据材料不足,请补充", "已由其他部门立案查处")),
-            },
+            {"case_id": case_id, "decision": "accepted" if accepted else "rejected", "reason": reason},
         )
         if not accepted:
+            if complaint_id is None and reason is not None:
+                self._transfer_again(case_id, src, dst, ack, reason)
             return None
         if complaint_id is not None:
             self._emit(
                 "ComplaintReplied", dst, self._after(ack, r.randint(1, 10)), {"complaint_id": complaint_id}
             )
         return ack
+
+    def _transfer_again(self, case_id: str, src: str, dst: str, rejected_at: int, reason: str) -> None:
+        """A rejected transfer sent again (≈70 %), complete, 1–5 WD after the rejection: to the
+        same dept with the evidence it asked for, or, when it said the case is not its
+        jurisdiction, to the city enforcement bureau (HZ-ZFJ); a case another dept already
+        handles is not sent again. The new receiver answers (≈85 % within 5 WD, ≈10 % late):
+        each transfer is owed its own answer [协作机制 二(一)]."""
+        r = self.rng
+        if reason == REJECTIONS[0]:  # not the receiver's jurisdiction
+            to = "HZ-ZFJ"
+            if organisation(to) in (organisation(src), organisation(dst)):
+                return
+        elif reason == REJECTIONS[1]:  # evidence to complete
+            to = dst
+        else:
+            return
+        if r.random() >= 0.7:
+            return
+        at = self._after(rejected_at, r.randint(1, 5))
+        fields: dict[str, Any] = {
+            "case_id": case_id,
+            "to_dept": to,
+            "materials": list(ALL_MATERIALS),
+            "leader_approved": True,
+            "cc_coordination_office": True,
+            "complaint_id": None,
+        }
+        self._emit("CaseTransferred", src, at, fields)
+        ack = self._answer_time(at)
+        if ack is not None:
+            answer = {"case_id": case_id, "decision": "accepted", "reason": None}
+            self._emit("TransferAcknowledged", to, ack, answer)
+
+    def _answer_time(self, transferred_at: int) -> int | None:
+        """When the receiver answers a transfer: ≈85 % within 5 WD, ≈10 % late, else never."""
+        u = self.rng.random()
+        if u < 0.85:
+            return self._within(transferred_at, 5)
+        if u < 0.95:
+            return self._late(transferred_at, 5)
+        return None
 
     def _penalty(
         self, case_id: str, dept: str, spec: DomainSpec, pm: PenaltyMatter, subj: int, t: int

@@ -33,7 +33,7 @@ from domain.obligations.model import (
     Obligation,
     ObligationChanged,
 )
-from domain.obligations.rules.cases import case_transfer, transfer_ack, transfer_findings
+from domain.obligations.rules.cases import case_transfer, transfer_acks, transfer_findings
 from domain.obligations.rules.complaints import complaint_referral
 from domain.obligations.rules.determinations import determination_reply
 from domain.obligations.rules.meetings import annual_joint_meeting
@@ -42,10 +42,12 @@ from domain.obligations.state import KeyState, unique_events
 from domain.values import draft_class
 
 Rule = Callable[[str, Sequence[Event], datetime, WorkingDayCalendar], Obligation | None]
+#: a rule with one clock per trigger of the key (a case transferred more than once)
+SeriesRule = Callable[[str, Sequence[Event], datetime, WorkingDayCalendar], list[Obligation]]
 
 #: the rules evaluated for each kind of correlation key
 RULES: dict[str, tuple[Rule, ...]] = {
-    "case": (case_transfer, transfer_ack),
+    "case": (case_transfer,),
     "complaint": (complaint_referral,),
     "approval": (approval_share,),
     "penalty": (penalty_share,),
@@ -53,6 +55,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "share": (written_share,),
     "request": (determination_reply,),
 }
+SERIES_RULES: dict[str, tuple[SeriesRule, ...]] = {"case": (transfer_acks,)}
 
 _ONE_SECOND = timedelta(seconds=1)
 
@@ -94,6 +97,10 @@ def _evaluate(
         obligation = rule(ref, events, as_of, calendar)
         if obligation is not None:
             out.append(obligation)
+    series = SERIES_RULES.get(prefix)
+    if series is not None:
+        for many in series:
+            out.extend(many(ref, events, as_of, calendar))
     if len(out) > 1:
         out.sort(key=sort_key)
     return out

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from domain.values import fast_init
 
 #: bump when a rule changes what it computes (stored with every obligation)
-RULE_VERSION = "2026.1"
+RULE_VERSION = "2026.2"
 
 ObligationKind = Literal[
     "case_transfer",
@@ -71,7 +71,8 @@ class Obligation:
     """One obligation of one department, as known at some moment (``as_of``).
 
     - ``obligation_id`` is stable: ``f"{kind}:{ref}"``; ``ref`` is the case, approval, penalty or
-      measure, share, request or complaint id, or the year (annual_joint_meeting).
+      measure, share, request or complaint id, or the year (annual_joint_meeting). A case
+      transferred again owes another answer: ``transfer_ack:<case_id>:<transfer's event_id>``.
     - ``started_at``: the trigger's event time; ``due_at``: 23:59:59 Asia/Shanghai of the last
       working day of the period (tz-aware, +08:00), after extension and pauses.
     - ``status``: ``open`` (not fulfilled, due time not passed, or the clock is stopped),

@@ -296,6 +296,100 @@ def test_the_receiving_dept_answers_a_transfer_within_five_working_days(
     )
 
 
+def acks(events: list[Event], as_of: str) -> list[tuple[str, str, str, datetime]]:
+    """(id, responsible, status, due) of the case's transfer_ack clocks, by start."""
+    found = [o for o in evaluate(fold("case:C1", events), at(as_of), CAL) if o.kind == "transfer_ack"]
+    return [
+        (o.obligation_id, o.responsible_dept, o.status, o.due_at)
+        for o in sorted(found, key=lambda o: o.started_at)
+    ]
+
+
+def answer(when: str, by: str, decision: str = "accepted") -> Event:
+    return ev("TransferAcknowledged", when, by, case_id="C1", decision=decision, reason=None)
+
+
+def test_a_case_rejected_and_transferred_to_another_dept_starts_that_depts_own_clock() -> None:
+    first = transferred("2026-11-02 10:00", to="HZ-SJJ")
+    second = transferred("2026-11-05 10:00", to="HZ-HBJ")  # Thu: 5 WD → Thu 11-12
+    events = [
+        first,
+        answer("2026-11-04 09:00", "HZ-SJJ", "rejected"),
+        second,
+        answer("2026-11-13 09:00", "HZ-HBJ"),
+    ]
+    assert acks(events, "2026-11-30 00:00") == [
+        ("transfer_ack:C1", "HZ-SJJ", "met", due("2026-11-09")),
+        (f"transfer_ack:C1:{second.event_id}", "HZ-HBJ", "late", due("2026-11-12")),
+    ]
+    # before the second dept answers, its clock alone is missed
+    assert [a[2] for a in acks(events[:3], "2026-11-13 00:00")] == ["met", "missed"]
+
+
+def test_each_answer_settles_the_clock_its_sender_owes() -> None:
+    # re-targeted before the first dept answered: both owe an answer; the second answers first
+    events = [
+        transferred("2026-11-02 10:00", to="HZ-SJJ"),
+        transferred("2026-11-03 10:00", to="HZ-HBJ"),
+        answer("2026-11-04 09:00", "HZ-HBJ"),
+    ]
+    assert [(a[1], a[2]) for a in acks(events, "2026-11-20 00:00")] == [
+        ("HZ-SJJ", "missed"),
+        ("HZ-HBJ", "met"),
+    ]
+
+
+def test_a_transfer_sent_again_while_its_answer_is_owed_starts_no_second_clock() -> None:
+    events = [
+        transferred("2026-11-02 10:00", to="HZ-SJJ", materials=("transfer_letter",)),
+        transferred("2026-11-03 10:00", to="HZ-SJJ"),  # the letter again, with the missing materials
+        answer("2026-11-06 09:00", "HZ-SJJ"),
+    ]
+    assert acks(events, "2026-11-30 00:00") == [("transfer_ack:C1", "HZ-SJJ", "met", due("2026-11-09"))]
+
+
+def test_a_case_transferred_back_to_a_dept_that_rejected_it_is_owed_a_new_answer() -> None:
+    again = transferred("2026-11-10 10:00", to="HZ-SJJ")  # Tue: 5 WD → Tue 11-17
+    events = [transferred("2026-11-02 10:00"), answer("2026-11-03 09:00", "HZ-SJJ", "rejected"), again]
+    assert acks(events, "2026-11-18 00:00") == [
+        ("transfer_ack:C1", "HZ-SJJ", "met", due("2026-11-09")),
+        (f"transfer_ack:C1:{again.event_id}", "HZ-SJJ", "missed", due("2026-11-17")),
+    ]
+
+
+def test_an_answer_said_again_does_not_settle_a_later_transfer() -> None:
+    events = [
+        transferred("2026-11-02 10:00", to="HZ-SJJ"),
+        answer("2026-11-03 09:00", "HZ-SJJ", "rejected"),
+        answer("2026-11-03 11:00", "HZ-SJJ", "rejected"),  # the same answer, recorded twice
+        transferred("2026-11-05 10:00", to="HZ-HBJ"),
+    ]
+    assert [(a[1], a[2]) for a in acks(events, "2026-11-20 00:00")] == [
+        ("HZ-SJJ", "met"),
+        ("HZ-HBJ", "missed"),
+    ]
+
+
+def test_an_answer_dated_before_the_transfer_settles_it() -> None:
+    events = [answer("2026-11-02 09:00", "HZ-SJJ"), transferred("2026-11-02 10:00")]
+    assert [a[2] for a in acks(events, "2026-11-30 00:00")] == ["met"]
+
+
+def test_re_transfers_give_the_same_clocks_in_any_order_of_arrival() -> None:
+    events = [
+        transferred("2026-11-02 10:00", to="HZ-SJJ"),
+        answer("2026-11-04 09:00", "HZ-SJJ", "rejected"),
+        transferred("2026-11-05 10:00", to="HZ-HBJ"),
+        transferred("2026-11-06 10:00", to="HZ-HBJ"),
+        answer("2026-11-13 09:00", "HZ-HBJ", "rejected"),
+        transferred("2026-11-16 10:00", to="HZ-SJJ"),
+    ]
+    expected = acks(events, "2026-11-30 00:00")
+    assert len(expected) == 3
+    for order in itertools.permutations(events):
+        assert acks([*order, *order[:2]], "2026-11-30 00:00") == expected
+
+
 # -- approval_share / penalty_share [协作机制 三(二)1]: decided Mon 11-02 → Thu 11-05 ----------------
 
 

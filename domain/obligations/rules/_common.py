@@ -71,10 +71,12 @@ def settle(
     extension_reason: str | None = None,
     paused_working_days: int = 0,
     clock_stopped_since: datetime | None = None,
+    obligation_id: str | None = None,
 ) -> Obligation:
     """The obligation at ``as_of``: ``met`` when fulfilled by the due time, ``late`` after it;
     unfulfilled, ``missed`` once ``as_of`` is past the due time unless the clock is stopped
-    (then ``open``). A fulfilment while the clock is stopped is on time."""
+    (then ``open``). A fulfilment while the clock is stopped is on time. The id is
+    ``f"{kind}:{ref}"`` unless ``obligation_id`` is given (a ref with several clocks)."""
     due_at = deadline.due_at
     delay = 0
     if fulfilment is not None and fulfilment.at <= as_of:
@@ -93,7 +95,7 @@ def settle(
             status = "open"
     # Obligation(obligation_id=..., ..., fulfilled_by=...), built as a draft (domain.values)
     o: Any = _new(_DRAFT)
-    o.obligation_id = f"{kind}:{ref}"
+    o.obligation_id = f"{kind}:{ref}" if obligation_id is None else obligation_id
     o.kind = kind
     o.ref = ref
     o.responsible_dept = responsible

@@ -77,28 +77,66 @@ def case_transfer(
     )
 
 
-def transfer_ack(
+def transfer_acks(
     ref: str, events: Sequence[Event], as_of: datetime, calendar: WorkingDayCalendar
-) -> Obligation | None:
+) -> list[Obligation]:
     """transfer_ack [协作机制 二(一)]: the receiving dept tells the transferring dept in writing
-    within 5 working days of the transfer whether it takes the case. Responsible: the first
-    transfer's ``to_dept``. Fulfilled by TransferAcknowledged (accepted or rejected)."""
-    transfer = first_known(events, as_of, "CaseTransferred")
-    if transfer is None:
-        return None
-    start = transfer.occurred_at
-    return settle(
-        kind="transfer_ack",
-        ref=ref,
-        responsible=transfer.fields["to_dept"],
-        trigger=transfer,
-        started_at=start,
-        deadline=calendar.add_working_days(start, ACK_WORKING_DAYS),
-        fulfilment=fulfilment_by(first_known(events, as_of, "TransferAcknowledged")),
-        as_of=as_of,
-        calendar=calendar,
-        period=ACK_WORKING_DAYS,
-    )
+    within 5 working days of the transfer whether it takes the case. Responsible: the
+    transfer's ``to_dept``. Fulfilled by a TransferAcknowledged (accepted or rejected).
+
+    A case may be transferred more than once: rejected by one dept, it goes to another (or back
+    to the same one with more evidence), and each receiver owes its own answer. So each transfer
+    to an organisation with no unanswered transfer of the case starts a clock; a transfer to an
+    organisation whose answer is still owed is the same transfer sent again (a letter re-sent
+    with the missing materials) and starts none. Each answer, in time order, settles the
+    earliest clock still owed by its sender's organisation, else the earliest clock still owed;
+    an answer dated before the first transfer (clocks of two systems) settles the first clock,
+    and one that finds every transfer answered is an answer said again. With one transfer, its
+    first answer settles it, whoever sent it, as before re-transfers were tracked.
+
+    The first clock's id is ``transfer_ack:<case_id>``, a later one's
+    ``transfer_ack:<case_id>:<event_id of its transfer>``; ``ref`` is the case id for all."""
+    clocks: list[tuple[Event, str]] = []  # (transfer, receiving organisation), in time order
+    answers: dict[int, Event] = {}  # index in clocks → the answer that settled it
+    early: list[Event] = []  # answers dated before any clock was owed
+    for e in events:  # in time order, then id
+        if e.occurred_at > as_of:
+            continue
+        if e.type == "CaseTransferred":
+            org = organisation(e.fields["to_dept"])
+            if any(o == org and i not in answers for i, (_, o) in enumerate(clocks)):
+                continue  # the same transfer sent again
+            clocks.append((e, org))
+            if early:
+                answers[len(clocks) - 1] = early.pop(0)
+        elif e.type == "TransferAcknowledged":
+            owed = [i for i in range(len(clocks)) if i not in answers]
+            if not owed:
+                if not clocks:  # dated before the transfer: it answers the first one
+                    early.append(e)
+                continue  # every transfer so far answered: an answer said again
+            sender = organisation(e.source_dept)
+            mine = [i for i in owed if clocks[i][1] == sender]
+            answers[(mine or owed)[0]] = e
+    out: list[Obligation] = []
+    for i, (transfer, _) in enumerate(clocks):
+        start = transfer.occurred_at
+        out.append(
+            settle(
+                kind="transfer_ack",
+                ref=ref,
+                responsible=transfer.fields["to_dept"],
+                trigger=transfer,
+                started_at=start,
+                deadline=calendar.add_working_days(start, ACK_WORKING_DAYS),
+                fulfilment=fulfilment_by(answers.get(i)),
+                as_of=as_of,
+                calendar=calendar,
+                period=ACK_WORKING_DAYS,
+                obligation_id=None if i == 0 else f"transfer_ack:{ref}:{transfer.event_id}",
+            )
+        )
+    return out
 
 
 def missing_items(transfer: Event) -> tuple[str, ...]:

@@ -256,6 +256,29 @@ def test_streaming_warns_on_the_due_day_raises_missed_once_and_resolves_it_on_a_
     assert changes == []
 
 
+def test_a_re_transfer_streams_its_own_clock_and_a_late_earlier_transfer_takes_it_over() -> None:
+    answered = ev("TransferAcknowledged", "2026-11-03 09:00", "HZ-SJJ", case_id="C1", decision="rejected")
+    later = transferred("2026-11-10 10:00")  # back to HZ-SJJ, whose answer was given: a new clock
+    state = KeyState("case:C1")
+    for event in (transferred("2026-11-02 10:00"), answered, later):
+        state, changes = apply(state, event, CAL, event.occurred_at)
+    assert kinds(changes) == ["changed:transfer_ack:open"]
+    assert due_times(state) == [(f"transfer_ack:C1:{later.event_id}", due("2026-11-17"))]
+    state, changes = advance(state, at("2026-11-18 00:00"), CAL)
+    assert kinds(changes) == ["changed:transfer_ack:missed", "alert:missed"]
+
+    # a transfer dated between the answer and `later` arrives late: its clock comes first, and
+    # `later` is now the same transfer sent again; its clock is gone and its alert resolved
+    between = transferred("2026-11-06 10:00")
+    state, changes = apply(state, between, CAL, at("2026-11-18 00:05"))
+    assert sorted(kinds(changes)) == ["alert:missed", "changed:transfer_ack:missed", "resolved:missed"]
+    resolved = next(c for c in changes if isinstance(c, AlertResolved))
+    raised = next(c for c in changes if isinstance(c, Alert))
+    assert resolved.dedup_key == f"transfer_ack:C1:{later.event_id}:missed"
+    assert raised.dedup_key == f"transfer_ack:C1:{between.event_id}:missed"
+    assert raised.raised_at == due("2026-11-13")
+
+
 def test_a_clock_stopped_by_a_referral_resolves_the_missed_alert_and_leaves_the_deadline_index() -> None:
     request = ev(
         "DeterminationRequested", "2026-11-02 10:00", request_id="R1", case_id="C1", to_dept="HZ-GTJ"

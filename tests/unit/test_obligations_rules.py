@@ -370,9 +370,15 @@ def test_an_answer_said_again_does_not_settle_a_later_transfer() -> None:
     ]
 
 
-def test_an_answer_dated_before_the_transfer_settles_it() -> None:
+def test_an_answer_dated_before_the_transfer_settles_it_and_no_other() -> None:
     events = [answer("2026-11-02 09:00", "HZ-SJJ"), transferred("2026-11-02 10:00")]
     assert [a[2] for a in acks(events, "2026-11-30 00:00")] == ["met"]
+    # the same answer recorded twice, then a transfer elsewhere: that one is still owed
+    events += [answer("2026-11-02 09:30", "HZ-SJJ"), transferred("2026-11-03 10:00", to="HZ-HBJ")]
+    assert [(a[1], a[2]) for a in acks(events, "2026-11-30 00:00")] == [
+        ("HZ-SJJ", "met"),
+        ("HZ-HBJ", "missed"),
+    ]
 
 
 def test_re_transfers_give_the_same_clocks_in_any_order_of_arrival() -> None:

@@ -98,7 +98,7 @@ def transfer_acks(
     ``transfer_ack:<case_id>:<event_id of its transfer>``; ``ref`` is the case id for all."""
     clocks: list[tuple[Event, str]] = []  # (transfer, receiving organisation), in time order
     answers: dict[int, Event] = {}  # index in clocks → the answer that settled it
-    early: list[Event] = []  # answers dated before any clock was owed
+    early: Event | None = None  # the first answer dated before any transfer
     for e in events:  # in time order, then id
         if e.occurred_at > as_of:
             continue
@@ -107,13 +107,13 @@ def transfer_acks(
             if any(o == org and i not in answers for i, (_, o) in enumerate(clocks)):
                 continue  # the same transfer sent again
             clocks.append((e, org))
-            if early:
-                answers[len(clocks) - 1] = early.pop(0)
+            if early is not None and len(clocks) == 1:
+                answers[0] = early
         elif e.type == "TransferAcknowledged":
             owed = [i for i in range(len(clocks)) if i not in answers]
             if not owed:
-                if not clocks:  # dated before the transfer: it answers the first one
-                    early.append(e)
+                if not clocks and early is None:  # dated before the transfer: it answers the first one
+                    early = e
                 continue  # every transfer so far answered: an answer said again
             sender = organisation(e.source_dept)
             mine = [i for i in owed if clocks[i][1] == sender]
